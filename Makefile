@@ -1,0 +1,39 @@
+# h2t: the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test unit nbval lab bench clean help
+
+help:
+	@echo "make demo   set up .venv, render synthetic data, evaluate + fine-tune, print results"
+	@echo "make test   set up .venv, run unit tests and nbval over notebooks/"
+	@echo "make lab    open the notebook course in JupyterLab"
+	@echo "make bench  run the speed/size benchmark on this machine"
+
+# Idempotent: re-installs only when pyproject.toml changed.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install --quiet -e ".[notebooks,dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m h2t_lib demo
+
+test: $(STAMP)
+	H2T_FAST=1 $(PY) -m pytest -n 2 --dist loadscope --timeout 900 tests notebooks \
+		--nbval-lax --nbval-current-env --nbval-cell-timeout 300 -p no:cacheprovider
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(PY) -m h2t_lib bench --json docs/bench_cpu.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,55 @@
+"""Command line: ``python -m h2t_lib COMMAND ...``.
+
+Each command lives in its own module, imported only when used, which defines
+``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "synth": ("h2t_lib.data.synth", "render a synthetic two-hand dataset in InterHand2.6M format"),
+    "params": ("h2t_lib.model.params", "print parameter counts of a model preset, per component"),
+    "train": ("h2t_lib.train", "train a model"),
+    "eval": ("h2t_lib.evaluate", "evaluate a checkpoint (MPJPE per stage, reference rows)"),
+    "bench": ("h2t_lib.bench", "speed / size benchmark of Handformer2T and the heatmap baseline"),
+    "predict": ("h2t_lib.predict", "predict both hands' keypoints on your own image"),
+    "demo": ("h2t_lib.demo", "the main job end to end (what `make demo` runs)"),
+}
+
+
+class UserError(Exception):
+    """An error caused by the user's input: printed as one line, exit code 2."""
+
+
+def _usage() -> str:
+    lines = ["usage: python -m h2t_lib COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "python -m h2t_lib COMMAND --help for a command's options"]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        print(f"h2t: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"python -m h2t_lib {name}", description=COMMANDS[name][1])
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except (UserError, FileNotFoundError, ValueError) as e:
+        # Bad input: one clear line, no traceback.
+        print(f"h2t {name}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"h2t {name}: interrupted", file=sys.stderr)
+        return 130
