@@ -1,0 +1,158 @@
+"""Evaluation metrics, exactly as the InterHand2.6M baseline computes them.
+
+MPJPE (mean per-joint position error, mm). Prediction and ground truth are first made
+root-relative *per hand* (each hand's wrist subtracted from that hand's 21 joints), so a
+wrong absolute position of a hand costs nothing; only its pose counts. Then, for each of
+the 42 joints ``j``, the Euclidean errors are collected over the samples where
+``joint_valid[j]``; each joint's errors are averaged, and the metric is the mean of these
+per-joint means (joints that no sample annotates are skipped). It is a *mean of per-joint
+means*, not a mean over all valid joints pooled: a joint that is rarely annotated weighs
+as much as one annotated in every sample.
+
+The baseline reports it separately for
+
+* ``"single"`` -- samples whose ``hand_type`` is ``"right"`` or ``"left"`` (the paper's MPJPE-S),
+* ``"interacting"`` -- samples with both hands (MPJPE-I),
+* ``"all"`` -- per joint over both groups together, then averaged over joints.
+
+A joint only counts when its hand's wrist is valid too (root-relative error needs the
+root); the loaders already enforce this, and the metric enforces it again.
+
+EPE (RHD, "RHP" in the paper): the mean Euclidean error over all valid joints pooled,
+root-relative per hand, mm.
+
+All functions accept numpy arrays or torch tensors (any device, with or without grad) and
+compute in float64 numpy. Shapes: ``pred``, ``gt`` (N, 42, 3) in camera mm;
+``joint_valid`` (N, 42) 0/1 or bool; ``hand_type`` a sequence of N strings.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .skeleton import HAND_SLICE, HAND_TYPES, NUM_JOINTS, ROOT_INDEX, root_relative
+
+GROUPS = ("single", "interacting", "all")
+
+
+def _to_numpy(x, name: str) -> np.ndarray:
+    """numpy float64 copy of a numpy array / torch tensor / nested list."""
+    if hasattr(x, "detach"):  # torch tensor (duck-typed: no torch import needed for numpy users)
+        x = x.detach().cpu().numpy()
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be a numeric array or tensor, got {type(x).__name__}: {e}") from None
+
+
+def _check_inputs(pred, gt, joint_valid):
+    """Validate shapes; return (pred, gt, valid) as numpy (N,42,3), (N,42,3), bool (N,42)."""
+    pred = _to_numpy(pred, "pred")
+    gt = _to_numpy(gt, "gt")
+    valid = _to_numpy(joint_valid, "joint_valid")
+    if pred.ndim != 3 or pred.shape[1:] != (NUM_JOINTS, 3):
+        raise ValueError(f"pred must have shape (N, {NUM_JOINTS}, 3) (camera mm), got {tuple(pred.shape)}")
+    if gt.shape != pred.shape:
+        raise ValueError(f"gt must have the same shape as pred {tuple(pred.shape)}, got {tuple(gt.shape)}")
+    if valid.shape != pred.shape[:2]:
+        raise ValueError(
+            f"joint_valid must have shape (N, {NUM_JOINTS}) = {tuple(pred.shape[:2])} (one 0/1 per joint), "
+            f"got {tuple(valid.shape)}"
+        )
+    valid = valid > 0.5
+    # A joint counts only if its hand's root is valid (root-relative error needs the root).
+    for hand, sl in HAND_SLICE.items():
+        valid[:, sl] &= valid[:, ROOT_INDEX[hand], None]
+    return pred, gt, valid
+
+
+def _check_hand_type(hand_type, n: int) -> np.ndarray:
+    if isinstance(hand_type, str):
+        raise ValueError(
+            f"hand_type must be a sequence of {n} strings (one per sample), got the single string {hand_type!r}"
+        )
+    hand_type = np.asarray(list(hand_type), dtype=object)
+    if hand_type.shape != (n,):
+        raise ValueError(f"hand_type must hold one string per sample ({n}), got {hand_type.shape[0]}")
+    bad = sorted({str(h) for h in hand_type if h not in HAND_TYPES})
+    if bad:
+        raise ValueError(f"hand_type values must be one of {HAND_TYPES}, got {bad}")
+    return hand_type
+
+
+def joint_errors(pred, gt, joint_valid):
+    """Root-aligned Euclidean error of every joint: returns (errors (N,42) mm, valid (N,42) bool).
+
+    Each hand of ``pred`` and of ``gt`` is made relative to its own wrist first. Errors
+    at invalid joints are set to NaN so they cannot be averaged in by mistake.
+    """
+    pred, gt, valid = _check_inputs(pred, gt, joint_valid)
+    err = np.linalg.norm(root_relative(pred) - root_relative(gt), axis=-1)  # (N, 42)
+    return np.where(valid, err, np.nan), valid
+
+
+def _group_mask(hand_type, n: int, group: str) -> np.ndarray:
+    """(N,) bool: which samples belong to ``group`` ("single", "interacting" or "all")."""
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
+    if hand_type is None:
+        if group != "all":
+            raise ValueError(f"group={group!r} needs hand_type (one string per sample) to pick the samples")
+        return np.ones(n, dtype=bool)
+    ht = _check_hand_type(hand_type, n)
+    if group == "single":
+        return (ht == "right") | (ht == "left")
+    if group == "interacting":
+        return ht == "interacting"
+    return np.ones(n, dtype=bool)
+
+
+def per_joint_errors(pred, gt, joint_valid, hand_type: Sequence[str] | None = None, group: str = "all") -> np.ndarray:
+    """(42,) mean root-aligned error of each joint, mm, over the samples where it is valid.
+
+    ``group`` picks the samples: "all" (default), "single" (hand_type "right"/"left") or
+    "interacting"; the latter two need ``hand_type``. NaN for a joint with no valid sample.
+    """
+    err, valid = joint_errors(pred, gt, joint_valid)
+    valid = valid & _group_mask(hand_type, err.shape[0], group)[:, None]  # (N, 42)
+    count = valid.sum(axis=0)  # (42,)
+    total = np.where(valid, err, 0.0).sum(axis=0)  # (42,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _mean_skip_nan(x: np.ndarray) -> float:
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if x.size else float("nan")
+
+
+def mpjpe(pred, gt, joint_valid, hand_type: Sequence[str]) -> dict:
+    """MPJPE in mm as the InterHand2.6M baseline reports it: {"single", "interacting", "all"}.
+
+    Per group: the mean over joints of each joint's mean error over the group's samples
+    where that joint is valid (joints with no such sample are skipped). NaN when a group
+    has no valid joint at all (e.g. no interacting sample in the set).
+    """
+    return {g: _mean_skip_nan(per_joint_errors(pred, gt, joint_valid, hand_type, group=g)) for g in GROUPS}
+
+
+def per_sample_errors(pred, gt, joint_valid) -> np.ndarray:
+    """(N,) each sample's mean root-aligned error over its valid joints, mm (NaN if none).
+
+    Not a benchmark number (the benchmark averages per joint, see :func:`mpjpe`); meant for
+    error-vs-occlusion plots and for sorting failures.
+    """
+    err, valid = joint_errors(pred, gt, joint_valid)
+    count = valid.sum(axis=1)
+    total = np.where(valid, err, 0.0).sum(axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def epe(pred, gt, joint_valid) -> float:
+    """RHD end-point error: mean Euclidean error over all valid joints pooled, root-relative per hand, mm.
+
+    NaN when no joint is valid.
+    """
+    err, valid = joint_errors(pred, gt, joint_valid)
+    return float(err[valid].mean()) if valid.any() else float("nan")

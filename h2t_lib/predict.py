@@ -1,0 +1,203 @@
+"""Prediction on your own image: ``python -m h2t_lib predict IMAGE --ckpt PATH``.
+
+The image is cropped as the loaders crop a training sample: the box (``--bbox X Y W H``,
+or the whole image) is made square around its centre (and, for a given box, enlarged by
+1.25 as the InterHand2.6M baseline does), then resized to the model's input size, with the
+loaders' own code (:func:`h2t_lib.data.transforms.make_crop` / ``warp_image``), which also
+gives the crop's intrinsics.
+
+Without ``--focal`` / ``--princpt`` a default camera is assumed and said so in the output:
+``focal = 1.2 * max(W, H)`` pixels (a moderate field of view, about 45 degrees across the
+longer side) and the principal point at the image centre. The 3D positions in camera
+millimetres then hold only up to that guess; the root-relative poses and the 2D keypoints
+hardly depend on it.
+
+The model runs with ``root_source = "pred"`` (no ground truth here): its root head places
+the wrists, the keypoint-guided features project with them (Sec. 3.4).
+
+Writes ``OUT/<image stem>_keypoints.json`` (for each of the 42 joints, named as
+:data:`h2t_lib.skeleton.JOINT_NAMES`: 3D camera mm, root-relative mm, 2D pixels in the
+original image, sigma in mm and a confidence ``1 - u`` with ``u`` the model's normalised
+scale) and ``OUT/<image stem>_overlay.png`` (both skeletons drawn on the image).
+The model always predicts both hands; it does not say whether a hand is in the image.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .skeleton import HANDS, JOINT_NAMES, JOINTS_PER_HAND
+
+DEFAULT_FOCAL_FACTOR = 1.2  # focal = 1.2 * max(W, H) px when the intrinsics are unknown
+BBOX_ENLARGE = 1.25  # a given hand box is enlarged by this factor (as the loaders do)
+
+
+def load_image(path):
+    """Open an image as RGB PIL; a missing path or a file that is not an image is a one-line error."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .cli import UserError
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"image {path} does not exist")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; pass an image file (PNG, JPEG, ...)")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except UnidentifiedImageError:
+        raise UserError(f"{path} is not an image PIL can read (PNG, JPEG, BMP, ...)") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise UserError(f"{path} could not be read as an image: {e}") from None
+
+
+def square_box(bbox: Optional[Sequence[float]], width: int, height: int) -> np.ndarray:
+    """The square crop (x, y, side, side): ``bbox`` enlarged by 1.25 as the loaders do, or the whole image."""
+    from .data.transforms import process_bbox
+
+    if bbox is None:
+        return process_bbox((0.0, 0.0, float(width), float(height)), scale=1.0)
+    x, y, w, h = (float(v) for v in bbox)
+    if not (w > 0 and h > 0):
+        raise ValueError(f"--bbox {list(bbox)}: width and height must be positive (X Y W H in pixels)")
+    if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
+        raise ValueError(f"--bbox {list(bbox)} lies outside the {width}x{height} image")
+    return process_bbox((x, y, w, h), scale=BBOX_ENLARGE)
+
+
+def predict_image(model, image, focal=None, princpt=None, bbox=None) -> dict:
+    """Both hands' 42 keypoints on one image (PIL or path), with the model's own root.
+
+    Returns a JSON-able dict (see the module docstring); ``"notes"`` lists the assumptions made.
+    """
+    import torch
+
+    from .camera import cam_to_pixel
+    from .data.transforms import make_crop, warp_image
+
+    if not hasattr(image, "size"):
+        image = load_image(image)
+    W, H = image.size
+    notes = []
+    if focal is None:
+        focal = (DEFAULT_FOCAL_FACTOR * max(W, H),) * 2
+        notes.append(f"no --focal given: assumed focal = {DEFAULT_FOCAL_FACTOR} * max(W, H) = {focal[0]:.1f} px; "
+                     "3D camera coordinates hold only up to this guess")
+    if princpt is None:
+        princpt = (W / 2.0, H / 2.0)
+        notes.append(f"no --princpt given: assumed the image centre ({princpt[0]:.1f}, {princpt[1]:.1f})")
+    focal = np.asarray(focal, np.float64)
+    princpt = np.asarray(princpt, np.float64)
+    if focal.shape != (2,) or princpt.shape != (2,) or not (focal > 0).all():
+        raise ValueError("--focal needs FX FY > 0 and --princpt CX CY (pixels)")
+    box = square_box(bbox, W, H)
+    if bbox is None:
+        notes.append("no --bbox given: the whole image (made square) is the crop; hands small in the image "
+                     "are better cropped with --bbox X Y W H")
+    S = model.cfg.image_size
+    geo = make_crop(box, focal, princpt, S)  # the crop as a virtual camera, exactly as the loaders crop
+    f_crop, c_crop = geo.focal, geo.princpt
+    img = warp_image(image, geo.affine, S)  # (3, S, S) in [0, 1]
+    cfg = model.cfg
+    if cfg.root_source != "pred":  # no ground truth here: the model's own root
+        model.cfg = dataclasses.replace(cfg, root_source="pred")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            out = model(img[None].to(device), torch.tensor(f_crop, dtype=torch.float32, device=device)[None],
+                        torch.tensor(c_crop, dtype=torch.float32, device=device)[None], root_cam=None)
+    finally:
+        model.train(was_training)
+        model.cfg = cfg
+    rel = out["p"][-1][0].float().cpu().numpy().astype(np.float64)  # (42, 3) root-relative mm
+    u = out["u"][-1][0, :, 0].float().cpu().numpy().astype(np.float64)  # (42,) normalised scale
+    root = out["root"][0].float().cpu().numpy().astype(np.float64)  # (2, 3) camera mm
+    cam = rel + np.repeat(root, JOINTS_PER_HAND, axis=0)  # (42, 3)
+    uv = cam_to_pixel(cam, focal, princpt)  # (42, 2) pixels in the original image
+    joints = []
+    for j, name in enumerate(JOINT_NAMES):
+        joints.append({
+            "index": j, "name": name, "hand": HANDS[j // JOINTS_PER_HAND],
+            "cam_mm": cam[j].round(2).tolist(), "rel_mm": rel[j].round(2).tolist(), "uv": uv[j].round(2).tolist(),
+            "sigma_mm": round(float(u[j] * cfg.norm_mm), 3), "confidence": round(float(np.clip(1.0 - u[j], 0.0, 1.0)), 4),
+        })
+    return {
+        "image_size": [W, H],
+        "focal": focal.tolist(), "princpt": princpt.tolist(),
+        "crop_box": [round(float(v), 2) for v in box], "crop_size": S,
+        "root_mm": {h: root[i].round(2).tolist() for i, h in enumerate(HANDS)},
+        "joints": joints,
+        "notes": notes,
+    }
+
+
+def draw_overlay(image, result: dict, path) -> None:
+    """Both skeletons (h2t_lib.viz.draw_skeleton_2d) on the image, with the crop box; saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from . import viz
+    from .utils import atomic_path
+
+    uv = np.array([j["uv"] for j in result["joints"]])  # (42, 2)
+    W, H = result["image_size"]
+    fig, ax = plt.subplots(figsize=(6, 6 * H / max(W, 1)))
+    ax.imshow(np.asarray(image))
+    viz.draw_skeleton_2d(ax, uv)
+    x, y, w, h = result["crop_box"]
+    ax.add_patch(Rectangle((x, y), w, h, fill=False, ls="--", lw=1, color="white"))
+    ax.set_xlim(0, W)
+    ax.set_ylim(H, 0)
+    ax.set_axis_off()
+    ax.set_title("predicted skeletons (right / left)", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    p.add_argument("image", help="an RGB image (PNG, JPEG, ...)")
+    p.add_argument("--ckpt", default="data/checkpoints/h2t_cpu.pt", help="checkpoint (default: the shipped one)")
+    p.add_argument("--focal", type=float, nargs=2, metavar=("FX", "FY"), default=None,
+                   help=f"focal length in pixels (default: {DEFAULT_FOCAL_FACTOR} * max(W, H))")
+    p.add_argument("--princpt", type=float, nargs=2, metavar=("CX", "CY"), default=None,
+                   help="principal point in pixels (default: the image centre)")
+    p.add_argument("--bbox", type=float, nargs=4, metavar=("X", "Y", "W", "H"), default=None,
+                   help="box around the hands in pixels (default: the whole image)")
+    p.add_argument("--out", default="runs/predict", help="output folder (default: runs/predict)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+
+
+def run(args) -> int:
+    from .evaluate import load_model
+    from .utils import atomic_write_json
+
+    image = load_image(args.image)  # first: a bad image fails before the model loads
+    model, _ = load_model(args.ckpt, device=args.device, root_source="pred")
+    res = predict_image(model, image, focal=args.focal, princpt=args.princpt, bbox=args.bbox)
+    res = {"image": str(args.image), "checkpoint": str(args.ckpt), **res}
+    out = Path(args.out)
+    stem = Path(args.image).stem
+    json_path, png_path = out / f"{stem}_keypoints.json", out / f"{stem}_overlay.png"
+    atomic_write_json(json_path, res)
+    draw_overlay(image, res, png_path)
+    for note in res["notes"]:
+        print(f"note: {note}")
+    for h in HANDS:
+        print(f"{h} wrist at {res['root_mm'][h]} mm (camera frame)")
+    print(f"wrote {json_path} and {png_path}")
+    return 0

@@ -1,0 +1,131 @@
+"""Evaluation: every stage + reference rows, the noise row's expected value, the CLI and its --json."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures import make_interhand_fixture
+from h2t_lib.checkpoint import save_checkpoint
+from h2t_lib.config import ModelConfig
+from h2t_lib.data import InterHand26M
+from h2t_lib.evaluate import NOISE_MPJPE_PER_SIGMA, evaluate, format_table, mean_pose, predict_dataset
+from h2t_lib.model import Handformer2T
+from h2t_lib.skeleton import JOINT_NAMES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval_data")
+    make_interhand_fixture(root, "train", n=6, extra_fields=True, seed=1)
+    make_interhand_fixture(root, "test", n=6, extra_fields=True, seed=2)
+    model = Handformer2T(ModelConfig.preset("tiny"))
+    ckpt = save_checkpoint(root / "tiny.pt", model)
+    return root, model, ckpt
+
+
+def _fake_preds(m: int, rng, n_stages: int = 2) -> dict:
+    """Predictions in predict_dataset's format for m random two-hand poses."""
+    gt = rng.normal(0, 40, size=(m, 42, 3)) + np.array([0, 0, 500.0])
+    ht = np.array(["interacting", "right", "left"] * (m // 3), dtype=object)
+    valid = np.ones((m, 42))
+    valid[ht == "right", 21:] = 0
+    valid[ht == "left", :21] = 0
+    return {"p": np.stack([gt + rng.normal(0, 10 * (n_stages - i), gt.shape) for i in range(n_stages)]),
+            "sigma": np.ones((n_stages, m, 42)), "root": gt[:, [20, 41]], "joints_cam": gt, "joint_valid": valid,
+            "joint_vis": valid, "hand_type": ht, "occlusion": rng.random(m), "index": np.arange(m)}
+
+
+def test_noise_row_matches_its_expected_value(rng):
+    preds = _fake_preds(3000, rng)
+    res = evaluate(None, [None] * 3000, preds=preds, noise_sigma=5.0)
+    noise = res["rows"][-1]
+    assert "N(0, 5 mm)" in noise["name"]
+    expected = NOISE_MPJPE_PER_SIGMA * 5.0
+    assert expected == pytest.approx(20 / 21 * 4 * 5 / math.sqrt(math.pi))
+    for group in ("single", "interacting", "all"):
+        assert noise[group] == pytest.approx(expected, rel=0.03), group
+    # the stages are in order, and the noisier coarse stage scores worse than the refined one
+    assert res["stages"] == ["stage 1 (coarse)", "stage 2 (refined, final)"]
+    assert res["rows"][0]["all"] > res["rows"][1]["all"]
+
+
+def test_mean_pose_row_is_zero_when_every_sample_has_the_mean_pose(rng):
+    preds = _fake_preds(30, rng)
+    preds["joints_cam"] = np.broadcast_to(preds["joints_cam"][0], preds["joints_cam"].shape).copy()
+    preds["joints_cam"][:, :21] += rng.normal(0, 50, (30, 1, 3))  # move whole hands: root-relative pose unchanged
+    res = evaluate(None, [None] * 30, preds=preds)
+    row = res["rows"][-2]
+    assert "THIS split" in row["name"]  # no train split given: labelled as the test split's own mean
+    assert row["all"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_mean_pose_uses_valid_joints_only():
+    joints = np.zeros((2, 42, 3))
+    joints[0, 0] = [10, 0, 0]
+    joints[1, 0] = [1000, 0, 0]  # invalid: must not count
+    valid = np.ones((2, 42))
+    valid[1, 0] = 0
+    assert mean_pose(joints, valid)[0] == pytest.approx([10, 0, 0])
+
+
+def test_evaluate_on_a_dataset(setup):
+    root, model, _ = setup
+    test_set = InterHand26M(root, "test", image_size=64)
+    train_set = InterHand26M(root, "train", image_size=64)
+    preds = predict_dataset(model, test_set, batch_size=4)
+    assert preds["p"].shape == (2, 6, 42, 3) and preds["sigma"].shape == (2, 6, 42)
+    assert preds["root"].shape == (6, 2, 3) and list(preds["hand_type"]) == list(test_set.hand_types)
+    assert np.isfinite(preds["occlusion"]).all()  # the fixture's synthetic extra fields
+    res = evaluate(model, test_set, train_dataset=train_set, preds=preds)
+    assert len(res["rows"]) == 4 and "mean training pose (6 train samples)" in res["rows"][2]["name"]
+    assert len(res["rows"][0]["per_joint"]) == 42 and len(res["per_sample"]["error"][1]) == 6
+    table = format_table(res)
+    for r in res["rows"]:
+        assert r["name"] in table
+    # root_source gt vs pred changes only the refiner's projection, never the coarse stage
+    pred_root = predict_dataset(model, test_set, batch_size=6, root_source="pred")
+    np.testing.assert_allclose(pred_root["p"][0], preds["p"][0], atol=1e-4)
+
+
+def test_eval_cli_prints_table_and_writes_json(setup, tmp_path):
+    root, _, ckpt = setup
+    env = {**os.environ, "H2T_FAST": "1", "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "res.json"
+    r = subprocess.run([sys.executable, "-m", "h2t_lib", "eval", "--ckpt", str(ckpt), "--data", str(root),
+                        "--json", str(out), "--quiet"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for text in ("stage 1 (coarse)", "stage 2 (refined, final)", "mean training pose", "GT + N(0, 5 mm)", "MPJPE-I"):
+        assert text in r.stdout, text
+    res = json.loads(out.read_text())
+    assert res["joint_names"] == list(JOINT_NAMES)
+    assert set(res["per_sample"]) >= {"error", "occlusion", "hand_type"} and len(res["per_sample"]["occlusion"]) == 6
+    # a file that is not a checkpoint: one line, no traceback
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    r = subprocess.run([sys.executable, "-m", "h2t_lib", "eval", "--ckpt", str(bad), "--data", str(root)], cwd=REPO,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_rhd_gets_epe(setup, tmp_path):
+    from fixtures import make_rhd_fixture
+    from h2t_lib.data import RHD
+    from h2t_lib.metrics import epe
+
+    _, model, _ = setup
+    make_rhd_fixture(tmp_path, "evaluation", n=3)
+    test_set = RHD(tmp_path, "test", image_size=64)
+    preds = predict_dataset(model, test_set, batch_size=3)
+    res = evaluate(model, test_set, preds=preds)
+    assert res["dataset"] == "RHD" and all("epe" in r for r in res["rows"])
+    assert res["rows"][1]["epe"] == pytest.approx(epe(preds["p"][1], preds["joints_cam"], preds["joint_valid"]))
+    assert "EPE" in format_table(res)

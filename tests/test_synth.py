@@ -1,0 +1,390 @@
+"""The synthetic two-hand renderer: kinematics, camera consistency, visibility, the on-disk format."""
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from h2t_lib import camera, skeleton as sk
+from h2t_lib.data import hand_model as hm
+from h2t_lib.data import render as rd
+from h2t_lib.data import synth
+
+SIZE = 96
+
+
+@pytest.fixture(scope="module")
+def rig():
+    return synth.camera_rig(SIZE)
+
+
+# --------------------------------------------------------------------------- #
+# The kinematic hand
+# --------------------------------------------------------------------------- #
+def test_template_hand_is_adult_sized():
+    j = hm.hand_joints(hm.HandPose.neutral(), hm.HandShape.average())
+    assert 85 <= np.linalg.norm(j[sk.FINGER_CHAINS["middle"][1]] - j[sk.WRIST]) <= 95  # wrist -> middle MCP
+    assert 170 <= np.linalg.norm(j[sk.FINGER_CHAINS["middle"][4]] - j[sk.WRIST]) <= 200  # hand length
+    assert j.shape == (21, 3) and np.allclose(j[sk.WRIST], 0)
+
+
+def test_bone_lengths_within_configured_ranges(rng):
+    lo = hm.SCALE_RANGE[0] * (1 - hm.BONE_JITTER)
+    hi = hm.SCALE_RANGE[1] * (1 + hm.BONE_JITTER)
+    template = hm.bone_lengths(hm.hand_joints(hm.HandPose.neutral(), hm.HandShape.average()))
+    ratios = []
+    for _ in range(30):
+        shape = hm.sample_hand_shape(rng)
+        side = "right" if rng.uniform() < 0.5 else "left"
+        pose = hm.sample_hand_pose(rng, rotation=rng.uniform(-180, 180, 3), wrist=rng.normal(0, 300, 3))
+        lengths = hm.bone_lengths(hm.hand_joints(pose, shape, side))  # (20,) in HAND_BONES order
+        ratio = lengths / template
+        assert np.all(ratio >= lo - 1e-9) and np.all(ratio <= hi + 1e-9), ratio
+        ratios.append(ratio)
+        # the phalanges are exactly the configured lengths, whatever the pose
+        for f, name in enumerate(hm.FINGERS):
+            c = sk.FINGER_CHAINS[name]
+            for k in range(3):
+                i = sk.HAND_BONES.index((c[k + 1], c[k + 2]))
+                assert lengths[i] == pytest.approx(shape.lengths[f, k], rel=1e-9)
+    ratios = np.array(ratios)
+    assert ratios.std() > 0.02  # the sizes really vary
+
+
+def _angle(u, v):
+    return np.degrees(np.arctan2(np.linalg.norm(np.cross(u, v)), u @ v))
+
+
+def test_joint_angles_respect_limits_and_bend_towards_the_palm(rng):
+    for _ in range(40):
+        pose = hm.sample_hand_pose(rng, rotation=rng.uniform(-180, 180, 3))
+        assert pose.within_limits()
+        side = "right" if rng.uniform() < 0.5 else "left"
+        j, dorsal = hm.forward_kinematics(pose, hm.HandShape.average(), side)
+        for f, name in enumerate(hm.FINGERS):
+            c = sk.FINGER_CHAINS[name]  # (wrist, base, j2, j3, tip)
+            for k in (1, 2):  # PIP and DIP (thumb: MCP and IP) bend in one plane: the angle is the flexion
+                prev, nxt = j[c[k + 1]] - j[c[k]], j[c[k + 2]] - j[c[k + 1]]
+                assert _angle(prev, nxt) == pytest.approx(abs(pose.flexion[f, k]), abs=1e-6)
+                lo, hi = hm.FLEXION_LIMITS[f, k]
+                assert lo - 1e-9 <= pose.flexion[f, k] <= hi + 1e-9
+                if pose.flexion[f, k] > 5:  # positive flexion turns the bone away from the back of the hand
+                    assert nxt @ dorsal[c[k + 1]] < 0
+    wild = hm.HandPose(flexion=np.full((5, 3), 500.0), abduction=np.full(5, -90.0), opposition=-10.0)
+    assert not wild.within_limits() and wild.clipped().within_limits()
+    assert np.array_equal(wild.clipped().flexion, hm.FLEXION_LIMITS[..., 1])
+
+
+def test_left_hand_is_the_mirror_image_of_the_right(rng):
+    shape, pose = hm.sample_hand_shape(rng), hm.sample_hand_pose(rng)
+    right = hm.hand_joints(pose, shape, "right")
+    left = hm.hand_joints(pose, shape, "left")
+    assert np.allclose(left, right * [-1, 1, 1])
+    # with a global rotation and translation the mirror happens in the hand frame
+    pose.rotation, pose.wrist = np.array([30.0, -50.0, 110.0]), np.array([10.0, -20.0, 500.0])
+    R = pose.rotation_matrix()
+    r_local = (hm.hand_joints(pose, shape, "right") - pose.wrist) @ R
+    l_local = (hm.hand_joints(pose, shape, "left") - pose.wrist) @ R
+    assert np.allclose(l_local, r_local * [-1, 1, 1])
+    # the thumb is on the other side of the middle finger
+    th, mid = sk.FINGER_CHAINS["thumb"][1], sk.FINGER_CHAINS["middle"][1]
+    assert (right[th, 0] - right[mid, 0]) * (left[th, 0] - left[mid, 0]) < 0
+
+
+def test_euler_round_trip_and_hand_axes(rng):
+    for _ in range(10):
+        e = rng.uniform([-180, -89, -180], [180, 89, 180])
+        R = hm.euler_to_matrix(e)
+        assert np.allclose(R @ R.T, np.eye(3)) and np.linalg.det(R) == pytest.approx(1.0)
+        assert np.allclose(hm.euler_to_matrix(hm.matrix_to_euler(R)), R)
+        for side in sk.HANDS:  # the back of a flat hand points along the rotated z axis, for both hands
+            pose = hm.HandPose(rotation=e)
+            _, _, z = hm.hand_axes(hm.hand_joints(pose, hm.HandShape.average(), side), side)
+            assert z @ R[:, 2] > 0.97
+
+
+# --------------------------------------------------------------------------- #
+# Samples: camera consistency, determinism, visibility
+# --------------------------------------------------------------------------- #
+def test_render_sample_is_deterministic(rig):
+    a = synth.render_sample(7, SIZE, rig=rig)
+    b = synth.render_sample(7, SIZE, rig=rig)
+    c = synth.render_sample(8, SIZE, rig=rig)
+    assert a["image"].dtype == np.uint8 and a["image"].shape == (SIZE, SIZE, 3)
+    assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["joints_world"], b["joints_world"])
+    assert np.array_equal(a["joint_vis"], b["joint_vis"]) and a["bbox"] == b["bbox"]
+    assert not np.array_equal(a["image"], c["image"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_projection_and_world_frame_are_consistent(rig, seed):
+    s = synth.render_sample(seed, SIZE, rig=rig)
+    assert np.allclose(camera.cam_to_pixel(s["joints_cam"], s["focal"], s["princpt"]), s["joints_img"], atol=1e-6)
+    assert np.allclose(camera.world_to_cam(s["joints_world"], s["camrot"], s["campos"]), s["joints_cam"], atol=1e-6)
+    # a real (non-identity) camera pose
+    R = s["camrot"]
+    assert np.allclose(R @ R.T, np.eye(3), atol=1e-8) and not np.allclose(R, np.eye(3), atol=0.1)
+    assert np.linalg.norm(s["campos"]) > 100
+    assert np.all(s["joints_cam"][s["joint_valid"] > 0, 2] > 100)  # in front of the camera
+    # the present hands lie inside the picture
+    uv = s["joints_img"][s["joint_valid"] > 0]
+    assert np.all((uv > -0.5) & (uv < SIZE - 0.5))
+
+
+def test_single_hand_samples(rig):
+    for seed, side in ((10, "right"), (11, "left")):
+        s = synth.render_sample(seed, SIZE, hand_type=side, rig=rig)
+        v = s["joint_valid"]
+        assert s["hand_type"] == side and s["occlusion"] == 0.0
+        assert np.all(v[sk.HAND_SLICE[side]] == 1) and v.sum() == 21
+        assert np.all(s["joint_vis"][v == 0] == 0)
+        assert np.all(np.isfinite(s["joints_world"]))  # the absent hand is filled with something finite
+        absent = sk.HANDS[1 - sk.HANDS.index(side)]
+        uv = s["joints_img"][sk.HAND_SLICE[absent]]
+        assert np.all((uv < 0).any(1) | (uv > SIZE).any(1))  # ... and out of the picture
+
+
+def _silhouette_box(depth):
+    ys, xs = np.nonzero(np.isfinite(depth))
+    return np.array([xs.min(), ys.min()]), np.array([xs.max(), ys.max()])
+
+
+def test_interacting_samples_have_two_valid_overlapping_hands(rig):
+    for seed in range(8):
+        s = synth.render_sample(100 + seed, SIZE, hand_type="interacting", rig=rig)
+        assert np.all(s["joint_valid"] == 1) and s["hand_type"] == "interacting"
+        # each hand's whole silhouette (hidden parts included), from the renderer's depth layers
+        out = synth.render_scene(s["scene"], s["focal"], s["princpt"], SIZE, s["appearance"], s["background"],
+                                 s["joints_cam"], None)
+        (r0, r1), (l0, l1) = (_silhouette_box(out["raster"].layers[k]) for k in (0, 2))
+        assert np.all(r0 <= l1 + 1) and np.all(l0 <= r1 + 1), (s["interaction"], r0, r1, l0, l1)
+        assert 0.0 <= s["occlusion"] <= 1.0
+        # both hands are drawn
+        assert (s["layer"] == 0).sum() > 20 and (s["layer"] == 2).sum() > 20
+        # the bbox covers the hands' joints
+        x, y, w, h = s["bbox"]
+        uv = s["joints_img"]
+        assert np.all(uv[:, 0] >= x - 1) and np.all(uv[:, 0] <= x + w + 1)
+        assert np.all(uv[:, 1] >= y - 1) and np.all(uv[:, 1] <= y + h + 1)
+
+
+def _flat_hand(side, z, dorsal_to_camera=True):
+    """A flat hand facing the camera, fingers up, wrist at (0, 50, z)."""
+    R = hm.frame_from_directions((0, -1, 0), (0, 0, -1) if dorsal_to_camera else (0, 0, 1))
+    return hm.HandPose(rotation=hm.matrix_to_euler(R), wrist=np.array([0.0, 50.0, z]))
+
+
+def _render_two(z_right, z_left, size=SIZE):
+    # the right hand shows its back, the left hand its palm: the two silhouettes coincide
+    shapes = {h: hm.HandShape.average() for h in sk.HANDS}
+    poses = {"right": _flat_hand("right", z_right), "left": _flat_hand("left", z_left, dorsal_to_camera=False)}
+    scene = synth.Scene("interacting", poses, shapes)
+    app = rd.sample_appearance(np.random.default_rng(0))
+    f, c = np.array([1.6 * size] * 2), np.array([size / 2] * 2)
+    return scene, synth.render_scene(scene, f, c, size, app, np.zeros((size, size, 3), np.float32))
+
+
+def test_joint_vis_marks_joints_hidden_by_the_other_hand():
+    # the left hand lies 60 mm in front of the right one, at the same place in the image
+    _, out = _render_two(z_right=500.0, z_left=440.0)
+    vis = out["joint_vis"]
+    right, left = vis[sk.HAND_SLICE["right"]], vis[sk.HAND_SLICE["left"]]
+    assert left.mean() > 0.9  # the front hand is seen
+    assert right.mean() < 0.2  # the back hand is hidden
+    assert vis[sk.FINGER_CHAINS["middle"][1]] == 0  # e.g. the right middle MCP, right behind the left palm
+    assert out["occlusion"] > 0.7
+    # swap the depth order: the verdict swaps
+    _, out = _render_two(z_right=440.0, z_left=500.0)
+    vis = out["joint_vis"]
+    assert vis[sk.HAND_SLICE["right"]].mean() > 0.9 and vis[sk.HAND_SLICE["left"]].mean() < 0.2
+    # far apart sideways nothing is hidden by the other hand
+    shapes = {h: hm.HandShape.average() for h in sk.HANDS}
+    poses = {"right": _flat_hand("right", 500.0), "left": _flat_hand("left", 500.0)}
+    poses["right"].wrist[0], poses["left"].wrist[0] = -120.0, 120.0
+    scene = synth.Scene("interacting", poses, shapes)
+    app = rd.sample_appearance(np.random.default_rng(0))
+    out = synth.render_scene(scene, np.array([80.0, 80.0]), np.array([48.0, 48.0]), SIZE, app,
+                             np.zeros((SIZE, SIZE, 3), np.float32))
+    assert out["occlusion"] == 0.0 and out["joint_vis"].mean() > 0.9
+
+
+def test_the_image_really_contains_the_hands(rig):
+    s = synth.render_sample(21, SIZE, hand_type="interacting", rig=rig)
+    scene, app, bg = s["scene"], s["appearance"], s["background"]
+    f, c = s["focal"], s["princpt"]
+    a = synth.render_scene(scene, f, c, SIZE, app, bg, s["joints_cam"], None)
+    other = rd.Appearance(app.skin[::-1] * 0.5, app.palm * 0.5, app.nail * 0.5, None, -app.light_dir)
+    b = synth.render_scene(scene, f, c, SIZE, other, bg, s["joints_cam"], None)
+    mask = a["layer"] >= 0
+    diff = np.abs(a["image"] - b["image"]).max(-1)
+    assert np.all(diff[~mask] == 0)  # the background is untouched outside the hands...
+    assert np.mean(diff[mask] > 0.02) > 0.9  # ...and the hands' pixels are drawn by the hands
+    assert 0.03 < mask.mean() < 0.9
+    # visible joints land on their own hand's pixels
+    uv = np.round(s["joints_img"]).astype(int)
+    hits = []
+    for j in np.flatnonzero(s["joint_vis"] > 0):
+        layer = s["layer"][uv[j, 1], uv[j, 0]]
+        hits.append(layer in ((0, 1) if j < 21 else (2, 3)))
+    assert len(hits) > 10 and np.mean(hits) > 0.9
+    # and the final image differs from the background there
+    img = s["image"].astype(float) / 255
+    vis_px = uv[s["joint_vis"] > 0]
+    assert np.abs(img[vis_px[:, 1], vis_px[:, 0]] - bg[vis_px[:, 1], vis_px[:, 0]]).max(-1).mean() > 0.05
+
+
+def test_contact_shift_makes_the_hands_touch(rng):
+    shape = hm.HandShape.average()
+    for side in sk.HANDS:
+        j = hm.hand_joints(hm.sample_hand_pose(rng), shape, side)
+        a = rd.hand_primitives(j, shape.radii, side=side)
+        b = a.translated(rng.normal(0, 20, 3))
+        d = np.array([0.1, -0.2, -1.0])
+        d /= np.linalg.norm(d)
+        s = synth.contact_shift(a, b, d, gap=5.0)
+        assert s is not None
+        moved = b.translated(s * d)
+        assert synth.overlaps(a, moved, gap=5.5) and not synth.overlaps(a, moved, gap=4.5)
+    far = a.translated([1000.0, 0.0, 0.0])
+    assert synth.contact_shift(a, far, [0.0, 0.0, 1.0]) is None  # passing by without touching
+
+
+def test_occlusion_levels_are_ordered():
+    rig = synth.camera_rig(64)
+    means = {}
+    for level in ("low", "high"):
+        occ = [synth.render_sample(300 + i, 64, hand_type="interacting", occlusion=level, rig=rig)["occlusion"]
+               for i in range(8)]
+        means[level] = np.mean(occ)
+    assert means["high"] > means["low"] + 0.2, means
+
+
+# --------------------------------------------------------------------------- #
+# The dataset on disk
+# --------------------------------------------------------------------------- #
+def _tree_digest(root: Path):
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _load(root, split, kind):
+    return json.loads((Path(root) / "annotations" / "all" / f"InterHand2.6M_{split}_{kind}.json").read_text())
+
+
+def test_written_dataset_has_the_interhand_structure(tmp_path):
+    from PIL import Image
+
+    summary = synth.write_dataset(tmp_path, "train", num=5, size=64, seed=3, progress=False)
+    assert summary["num"] == 5
+    data, cams, joints = (_load(tmp_path, "train", k) for k in ("data", "camera", "joint_3d"))
+    assert set(data) == {"images", "annotations"} and len(data["images"]) == len(data["annotations"]) == 5
+    for img, ann in zip(data["images"], data["annotations"]):
+        assert set(img) == {"id", "file_name", "width", "height", "capture", "seq_name", "camera", "frame_idx"}
+        assert {"id", "image_id", "bbox", "joint_valid", "hand_type", "hand_type_valid",
+                "joint_vis", "occlusion", "occlusion_level"} <= set(ann)
+        assert ann["image_id"] == img["id"] and len(ann["bbox"]) == 4
+        assert len(ann["joint_valid"]) == 42 and all(isinstance(v, list) and len(v) == 1 for v in ann["joint_valid"])
+        assert len(ann["joint_vis"]) == 42 and ann["hand_type"] in sk.HAND_TYPES
+        path = tmp_path / "images" / "train" / img["file_name"]
+        with Image.open(path) as im:
+            assert im.size == (64, 64) and im.mode == "RGB"
+        cap, cam, frame = str(img["capture"]), str(img["camera"]), str(img["frame_idx"])
+        entry = joints[cap][frame]
+        assert np.array(entry["world_coord"]).shape == (42, 3)
+        assert set(entry) == {"world_coord", "joint_valid", "hand_type", "hand_type_valid"}
+        # a reader's path: world -> camera -> pixels lands where the renderer put the joints
+        R, t = np.array(cams[cap]["camrot"][cam]), np.array(cams[cap]["campos"][cam])
+        f, c = np.array(cams[cap]["focal"][cam]), np.array(cams[cap]["princpt"][cam])
+        ref = synth.render_sample(synth.sample_rng(3, "train", img["frame_idx"]), 64)
+        jc = camera.world_to_cam(np.array(entry["world_coord"]), R, t)
+        assert np.allclose(jc, ref["joints_cam"], atol=1e-6)
+        assert np.allclose(camera.cam_to_pixel(jc, f, c), ref["joints_img"], atol=1e-5)
+        valid = np.array(ann["joint_valid"]).reshape(42)
+        assert np.array_equal(valid, ref["joint_valid"]) and ann["hand_type"] == ref["hand_type"]
+    skel = (tmp_path / "annotations" / "skeleton.txt").read_text().splitlines()
+    rows = [line.split() for line in skel if not line.startswith("#")]
+    assert len(rows) == 42 and rows[0] == ["r_thumb4", "0", "1"] and rows[20] == ["r_wrist", "20", "-1"]
+    assert [int(r[2]) for r in rows] == list(sk.PARENTS) and rows[41][0] == "l_wrist"
+
+
+def test_same_seed_same_bytes_and_splits_do_not_clobber(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    synth.write_dataset(a, "train", num=3, size=48, seed=5, progress=False)
+    synth.write_dataset(b, "train", num=3, size=48, seed=5, progress=False)
+    assert _tree_digest(a) == _tree_digest(b)
+    before = _tree_digest(a / "images" / "train"), (a / "annotations/all/InterHand2.6M_train_data.json").read_bytes()
+    synth.write_dataset(a, "test", num=2, size=48, seed=5, progress=False)
+    after = _tree_digest(a / "images" / "train"), (a / "annotations/all/InterHand2.6M_train_data.json").read_bytes()
+    assert before == after  # the train split is untouched
+    train, test = _load(a, "train", "data"), _load(a, "test", "data")
+    assert len(test["images"]) == 2
+    # the same seed gives different samples in different splits
+    w_train, w_test = _load(a, "train", "joint_3d")["0"]["0"], _load(a, "test", "joint_3d")["0"]["0"]
+    assert w_train["world_coord"] != w_test["world_coord"]
+    assert train["images"][0]["file_name"].endswith(".jpg")
+
+
+def test_an_interrupted_write_leaves_no_loadable_split(tmp_path, monkeypatch):
+    synth.write_dataset(tmp_path, "train", num=2, size=48, seed=0, progress=False)
+    old = _tree_digest(tmp_path)
+    calls = {"n": 0}
+    real = synth._record
+
+    def failing(args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated crash")
+        return real(args)
+
+    monkeypatch.setattr(synth, "_record", failing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        synth.write_dataset(tmp_path, "val", num=5, size=48, seed=0, progress=False)
+    assert not (tmp_path / "images" / "val").exists()
+    assert not list((tmp_path / "annotations" / "all").glob("*val*"))
+    assert not [p for p in (tmp_path / "images").iterdir() if p.name.startswith(".")]  # no temp leftovers
+    # rewriting an existing split and crashing keeps the old, complete split
+    calls["n"] = 0
+    with pytest.raises(RuntimeError):
+        synth.write_dataset(tmp_path, "train", num=5, size=48, seed=1, progress=False)
+    assert _tree_digest(tmp_path) == old
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
+    from h2t_lib import cli
+
+    assert cli.main(["synth", "--out", str(tmp_path), "--num", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--num" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert cli.main(["synth", "--num", "3"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert cli.main(["synth", "--out", str(tmp_path / "d"), "--num", "2", "--size", "48", "--no-progress"]) == 0
+    assert (tmp_path / "d" / "annotations" / "all" / "InterHand2.6M_train_data.json").exists()
+
+
+# --------------------------------------------------------------------------- #
+# Drawing
+# --------------------------------------------------------------------------- #
+def test_viz_draws_both_hands_and_a_grid(tmp_path, rig):
+    from matplotlib.figure import Figure
+
+    from h2t_lib import viz
+
+    s = synth.render_sample(4, SIZE, hand_type="interacting", rig=rig)
+    ax = Figure().add_subplot()
+    viz.draw_skeleton_2d(ax, s["joints_img"], s["joint_valid"])
+    assert len(ax.lines) == 40
+    colors = {line.get_color() for line in ax.lines}
+    assert colors == set(viz.HAND_COLORS["right"]) | set(viz.HAND_COLORS["left"])
+    ax = Figure().add_subplot()
+    valid = np.r_[np.ones(21), np.zeros(21)]
+    viz.draw_skeleton_2d(ax, s["joints_img"], valid)
+    assert len(ax.lines) == 20
+    path = tmp_path / "grid.png"
+    fig = viz.sample_grid([s, synth.render_sample(5, SIZE, rig=rig)], ncols=2, path=path, overlay=[True, False])
+    assert path.stat().st_size > 1000 and len(fig.axes) == 2
+    assert len(fig.axes[0].lines) == 40 and len(fig.axes[1].lines) == 0

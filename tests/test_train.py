@@ -1,0 +1,163 @@
+"""Training loop: logs, checkpoints, exact resume, seeds, config overrides, the demo (H2T_FAST=1)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fixtures import make_interhand_fixture
+from h2t_lib.checkpoint import load_checkpoint
+from h2t_lib.train import TrainConfig, parse_overrides, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fixture_data")
+    make_interhand_fixture(root, "train", n=16, extra_fields=True, seed=1)
+    make_interhand_fixture(root, "test", n=8, extra_fields=True, seed=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def two_epochs(data_dir, tmp_path_factory):
+    """An uninterrupted tiny run of 2 epochs (shared by several tests)."""
+    out = tmp_path_factory.mktemp("run_a")
+    calls = []
+    history = train(TrainConfig.preset("tiny"), data_dir, out, device="cpu", progress=False,
+                    on_epoch_end=lambda h: calls.append(len(h["epochs"])))
+    return out, history, calls
+
+
+def _losses(history):
+    return [(r["train_total"], r["train_rle"], r["train_mmd"], r["train_root"]) for r in history["epochs"]]
+
+
+def _weights(path):
+    model, _ = load_checkpoint(path)
+    return model.state_dict()
+
+
+def test_tiny_run_writes_logs_checkpoints_and_plot(two_epochs):
+    out, history, calls = two_epochs
+    assert calls == [1, 2]  # the notebook hook saw every epoch
+    for name in ("last.pt", "best.pt", "log.csv", "log.json", "loss_curve.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    with open(out / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    # MPJPE of both stages (coarse, refined) on the fixture's test split, every epoch
+    for r in rows:
+        for key in ("val_mpjpe_stage1", "val_mpjpe_stage2", "val_mpjpe_stage2_interacting", "train_total"):
+            assert np.isfinite(float(r[key])), key
+    log = json.loads((out / "log.json").read_text())
+    assert log["data"]["val_split"] == "test" and log["data"]["val_samples"] == 8
+    assert len(log["steps"]) == 6  # tiny: 2 epochs x 3 steps, logged every step
+    # the step schedule: lr 1e-3 in epoch 1, x0.5 in epoch 2 (tiny preset: lr_step 1, gamma 0.5)
+    assert [r["lr"] for r in history["epochs"]] == pytest.approx([1e-3, 5e-4])
+    assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # last.pt holds everything needed to continue
+    _, extra = load_checkpoint(out / "last.pt")
+    state = extra["train_state"]
+    assert state["epoch"] == 2 and state["step"] == 6
+    assert {"optimizer", "scheduler", "criterion", "rng"} <= set(state)
+    assert TrainConfig.from_dict(extra["train_config"]) == TrainConfig.preset("tiny")
+    best = history["best"]
+    _, best_extra = load_checkpoint(out / "best.pt")
+    assert best_extra["epoch"] == best["epoch"] and best["metric"] == "val_mpjpe_stage2"
+
+
+def test_resume_equals_uninterrupted(two_epochs, data_dir, tmp_path):
+    out_a, hist_a, _ = two_epochs
+    train(TrainConfig.preset("tiny", epochs=1), data_dir, tmp_path, device="cpu", progress=False)
+    assert json.loads((tmp_path / "log.json").read_text())["epochs"][-1]["epoch"] == 1
+    hist_b = train(None, data_dir, tmp_path, resume=True, epochs=2, device="cpu", progress=False)
+    assert [r["epoch"] for r in hist_b["epochs"]] == [1, 2]
+    assert _losses(hist_b) == _losses(hist_a)  # exactly, not approximately
+    wa, wb = _weights(out_a / "last.pt"), _weights(tmp_path / "last.pt")
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_same_seed_same_numbers_other_seed_differs(two_epochs, data_dir, tmp_path):
+    _, hist_a, _ = two_epochs
+    again = train(TrainConfig.preset("tiny"), data_dir, tmp_path / "again", device="cpu", progress=False)
+    assert _losses(again) == _losses(hist_a)
+    other = train(TrainConfig.preset("tiny", seed=1, epochs=1), data_dir, tmp_path / "other", device="cpu",
+                  progress=False)
+    assert _losses(other)[0] != _losses(hist_a)[0]
+
+
+def test_init_with_another_config_is_a_clear_error(two_epochs, data_dir, tmp_path):
+    out, _, _ = two_epochs
+    cfg = TrainConfig.preset("tiny", init=str(out / "best.pt"), model_preset="cpu")
+    with pytest.raises(ValueError, match="was trained with"):
+        train(cfg, data_dir, tmp_path, device="cpu", progress=False)
+
+
+def test_parse_overrides():
+    cfg = parse_overrides(["lr=1e-4", "epochs=3", "model.dim=64", "loss.use_mmd=False", "train_split=val"],
+                          TrainConfig.preset("tiny"))
+    assert (cfg.lr, cfg.epochs, cfg.train_split) == (1e-4, 3, "val")
+    assert cfg.model == {"dim": 64} and cfg.loss == {"use_mmd": False}
+    assert cfg.model_config().dim == 64 and cfg.loss_config().use_mmd is False
+    for bad, msg in (("nope=1", "unknown TrainConfig field"), ("model.nope=1", "unknown field"),
+                     ("lr", "key=value"), ("epochs=0", "positive integer")):
+        with pytest.raises(ValueError, match=msg):
+            parse_overrides([bad], TrainConfig.preset("tiny"))
+
+
+def test_presets_follow_the_paper():
+    paper = TrainConfig.preset("paper")
+    assert (paper.model_preset, paper.lr, paper.lr_step, paper.lr_gamma, paper.epochs) == ("paper", 1e-3, 80, 0.25, 270)
+    assert paper.augment and paper.batch_size == 64
+    cpu = TrainConfig.preset("cpu")
+    assert cpu.model_preset == "cpu" and cpu.lr_step == round(cpu.epochs * 80 / 270)
+    with pytest.raises(ValueError, match="unknown train preset"):
+        TrainConfig.preset("huge")
+
+
+def _cli(*args, env_extra=None):
+    env = {**os.environ, "H2T_FAST": "1", "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "h2t_lib", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_bad_input_is_one_line(data_dir, tmp_path):
+    r = _cli("train", "--preset", "tiny", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--set", "nope=1")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "unknown TrainConfig field" in r.stderr
+    r = _cli("train", "--preset", "tiny", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r"), "--resume")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "last.pt" in r.stderr
+
+
+def test_demo_fast(two_epochs, tmp_path):
+    """`make demo` end to end, shrunk by H2T_FAST=1 (a tiny checkpoint stands in for the shipped one)."""
+    from h2t_lib.demo import main_job
+
+    out, _, _ = two_epochs
+    res = main_job(tmp_path / "data", tmp_path / "ft", ckpt=out / "best.pt", device="cpu", fast=True, progress=False)
+    assert (tmp_path / "data" / "annotations" / "all" / "InterHand2.6M_test_data.json").is_file()
+    assert (tmp_path / "ft" / "loss_curve.png").is_file()
+    for key in ("before", "after"):
+        names = [r["name"] for r in res[key]["rows"]]
+        assert names[0].startswith("stage 1") and any("mean training pose" in n for n in names)
+    assert len(res["history"]["epochs"]) == 2
+
+
+def test_demo_without_checkpoint_trains_a_short_run(tmp_path, capsys):
+    from h2t_lib.demo import main_job
+
+    res = main_job(tmp_path / "data", tmp_path / "ft", ckpt=tmp_path / "absent.pt", device="cpu", fast=True,
+                   progress=False)
+    assert "is not there" in capsys.readouterr().out  # it says so
+    assert (tmp_path / "ft" / "from_scratch" / "last.pt").is_file()
+    assert np.isfinite(res["after"]["rows"][-3]["all"])
