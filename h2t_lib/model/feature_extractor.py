@@ -65,7 +65,7 @@ class FeatureExtractor(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.backbone = ResNetBackbone(cfg.backbone, cfg.backbone_weights)
+        self.backbone = ResNetBackbone(cfg.backbone, cfg.backbone_weights, num_levels=max(cfg.used_levels()))
         self.levels = cfg.used_levels()
         self.samplers = nn.ModuleDict()
         for level in self.levels:

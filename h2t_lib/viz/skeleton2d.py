@@ -11,6 +11,8 @@ import numpy as np
 
 from h2t_lib import skeleton as sk
 
+__all__ = ["HAND_COLORS", "draw_skeleton_2d", "sample_grid"]
+
 #: per-finger colours (thumb, index, middle, ring, pinky): right hand warm, left hand cool
 HAND_COLORS = {
     "right": ("#8b0000", "#d7301f", "#fc8d59", "#f4a300", "#ffd92f"),

@@ -1,0 +1,22 @@
+"""Figures and the logic behind the notebooks' widgets.
+
+Every function here is plain Python that returns a figure (matplotlib ``Figure`` for 2D,
+plotly ``Figure`` for 3D) or the data a widget shows, so the unit tests call it directly and
+the notebooks only wire it to ``ipywidgets``:
+
+* :mod:`.skeleton2d`: skeletons over images, sample grids (matplotlib)
+* :mod:`.plot3d`: rotatable 3D skeletons, image + 3D side by side (plotly), notebook setup
+* :mod:`.data_views`: browsing samples, posing a hand (notebooks 00-01)
+* :mod:`.model_views`: feature maps, parameter breakdowns, attention (notebooks 02-04)
+* :mod:`.refine_views`: KGFF patches, stage-by-stage predictions, RLE densities (05-06)
+* :mod:`.eval_views`: training curves, error breakdowns, a 3D GT-vs-prediction viewer (07-08)
+* :mod:`.results_views`: the paper's tables beside ours, predictions on user images (09-10)
+"""
+from h2t_lib.viz.skeleton2d import *  # noqa: F401,F403
+from h2t_lib.viz.skeleton2d import HAND_COLORS, draw_skeleton_2d, sample_grid  # noqa: F401
+from h2t_lib.viz.plot3d import hands_figure_3d, png_data_uri, sample_figure, setup_notebook, skeleton_traces  # noqa: F401
+from h2t_lib.viz.data_views import *  # noqa: F401,F403
+from h2t_lib.viz.model_views import *  # noqa: F401,F403
+from h2t_lib.viz.refine_views import *  # noqa: F401,F403
+from h2t_lib.viz.eval_views import *  # noqa: F401,F403
+from h2t_lib.viz.results_views import *  # noqa: F401,F403
