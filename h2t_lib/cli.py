@@ -16,6 +16,7 @@ COMMANDS = {
     "eval": ("h2t_lib.evaluate", "evaluate a checkpoint (MPJPE per stage, reference rows)"),
     "bench": ("h2t_lib.bench", "speed / size benchmark of Handformer2T and the heatmap baseline"),
     "predict": ("h2t_lib.predict", "predict both hands' keypoints on your own image"),
+    "ablate": ("h2t_lib.ablate", "the paper's ablations (Tables 4-6) as equal-budget runs on synthetic data"),
     "demo": ("h2t_lib.demo", "the main job end to end (what `make demo` runs)"),
 }
 

@@ -16,3 +16,14 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def interhand_dir(tmp_path_factory):
+    """A tiny InterHand2.6M-format folder (16 train + 8 test images with the synthetic extra fields)."""
+    from fixtures import make_interhand_fixture
+
+    root = tmp_path_factory.mktemp("fixture_data")
+    make_interhand_fixture(root, "train", n=16, extra_fields=True, seed=1)
+    make_interhand_fixture(root, "test", n=8, extra_fields=True, seed=2)
+    return root

@@ -20,11 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fixture_data")
-    make_interhand_fixture(root, "train", n=16, extra_fields=True, seed=1)
-    make_interhand_fixture(root, "test", n=8, extra_fields=True, seed=2)
-    return root
+def data_dir(interhand_dir):
+    return interhand_dir
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,201 @@
+"""The paper's ablations (Tables 4, 5, 6) as equal-budget runs: ``python -m h2t_lib ablate --data DIR``.
+
+Every row trains the same small model family for the same number of steps on the same
+synthetic data, with one thing changed, and is evaluated on the same test images:
+
+* Table 4: MMD loss (Eq. 20), pose query enhancer (PQE, Sec. 3.4) and keypoint-guided feature
+  fusion (KGFF) switched on and off, the paper's five rows. "PQE off" means the coarse
+  prediction p^(1) is the output (``use_pqe=False``); "KGFF off" means the PQE queries come
+  from the plain feature vector f_i (``use_kgff=False``).
+* Table 5: backbone (ResNet-18 / ResNet-34, standing in for the paper's ResNet-34 / ResNet-50)
+  x token width c_e (32 / 64 / 128, the paper's 128 / 256 / 512 divided by 4).
+* Table 6: hand-level (2) vs joint-level (42) tokens at c_e = 64, for both backbones.
+
+The base model is the ``tiny`` preset (64 px crops) at c_e = 64; a run is ``epochs x steps``
+of ``batch`` images (the paper's step decay scaled to the run). The base row is trained with
+extra seeds too, so the table says how much two runs that differ only in their seed differ:
+a difference smaller than that spread is not a finding.
+
+Runs that finished keep ``<out>/<run>/result.json``; running the command again skips them,
+so a killed ablation continues where it stopped. The table is written (atomically) as
+``--json`` (default ``<out>/ablations.json``) in the format notebook 09 reads.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from .utils import atomic_write_json, is_fast
+
+#: the base model of every row: the tiny preset at c_e = 64
+BASE = {"dim": 64}
+
+#: (table, row label, ModelConfig overrides on top of BASE, LossConfig overrides)
+ROWS = [
+    ("4", "MMD - / PQE - / KGFF -", {"use_pqe": False, "use_kgff": False}, {"use_mmd": False}),
+    ("4", "MMD + / PQE - / KGFF -", {"use_pqe": False, "use_kgff": False}, {}),
+    ("4", "MMD + / PQE + / KGFF -", {"use_kgff": False}, {}),
+    ("4", "MMD - / PQE + / KGFF +", {}, {"use_mmd": False}),
+    ("4", "MMD + / PQE + / KGFF +", {}, {}),
+    *[("5", f"{bb} / c_e {d}", {"backbone": bb, "dim": d}, {})
+      for bb in ("resnet18", "resnet34") for d in (32, 64, 128)],
+    *[("6", f"{tok} tokens / {bb}", {"backbone": bb, "tokens": tok}, {})
+      for tok in ("hand", "joint") for bb in ("resnet18", "resnet34")],
+]
+
+
+@dataclasses.dataclass
+class Budget:
+    """What every run gets: ``epochs x steps`` updates of ``batch`` images, evaluated on ``num_test``."""
+
+    epochs: int = 4
+    steps: int = 50
+    batch: int = 16
+    num_test: int = 500
+    extra_seeds: int = 2  # additional runs of the base row, to measure the seed-to-seed spread
+
+    @classmethod
+    def fast(cls) -> "Budget":
+        return cls(epochs=1, steps=2, batch=4, num_test=8, extra_seeds=1)
+
+    def describe(self) -> str:
+        return (f"{self.epochs} x {self.steps} steps of {self.batch} images per run "
+                f"({self.epochs * self.steps * self.batch} images), tiny preset at 64 px")
+
+
+def run_key(model_over: dict, loss_over: dict, seed: int) -> str:
+    """A folder name that identifies a configuration (rows with the same config share one run)."""
+    from .config import ModelConfig
+
+    tiny = ModelConfig.preset("tiny")
+    m = {k: v for k, v in {**BASE, **model_over}.items() if getattr(tiny, k) != v}  # only what differs
+    loss_over = {k: v for k, v in loss_over.items() if v is not True}  # use_mmd=True is the default
+    parts = [f"{k}={m[k]}" for k in sorted(m)] + [f"loss.{k}={loss_over[k]}" for k in sorted(loss_over)]
+    return "_".join(p.replace("resnet", "r").replace("use_", "") for p in parts) + f"_seed{seed}"
+
+
+def train_and_evaluate(data_dir, run_dir, model_over: dict, loss_over: dict, seed: int, budget: Budget,
+                       device: str = "auto") -> dict:
+    """One run: train (or reuse a finished ``result.json``), evaluate on the test split, return the result."""
+    from .evaluate import evaluate, load_model
+    from .train import TrainConfig, open_dataset, train, _scaled_step
+
+    run_dir = Path(run_dir)
+    done = run_dir / "result.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    cfg = TrainConfig(
+        name="ablation", model_preset="tiny", model={**BASE, **model_over}, loss=dict(loss_over),
+        epochs=budget.epochs, steps_per_epoch=budget.steps, batch_size=budget.batch,
+        lr_step=_scaled_step(budget.epochs), val_split="", seed=seed, num_workers=0,
+        log_every=max(1, budget.steps // 5),
+    )
+    t0 = time.time()
+    train(cfg, data_dir, run_dir, resume=(run_dir / "last.pt").exists(), device=device, progress=False,
+          verbose=False)
+    minutes = (time.time() - t0) / 60
+    model, _ = load_model(run_dir / "last.pt", device=device)
+    test = open_dataset(data_dir, "test", image_size=model.cfg.image_size)
+    if budget.num_test and len(test) > budget.num_test:
+        import torch.utils.data as tud
+
+        test = tud.Subset(test, range(budget.num_test))
+    res = evaluate(model, test, root_source="gt")
+    n = res["num_stages"]
+    final, coarse = res["rows"][n - 1], res["rows"][0]
+    result = {
+        "config": {**BASE, **model_over}, "loss": dict(loss_over), "seed": seed,
+        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
+        "mpjpe_s": round(final["single"], 2), "mpjpe_i": round(final["interacting"], 2),
+        "mpjpe": round(final["all"], 2), "coarse_mpjpe": round(coarse["all"], 2),
+        "num_test": res["num_samples"], "minutes": round(minutes, 2),
+    }
+    atomic_write_json(done, result)
+    return result
+
+
+def seed_spread(values) -> float:
+    """Half the range (max - min) / 2 of the base row's final MPJPE over its seeds."""
+    return (max(values) - min(values)) / 2 if len(values) > 1 else 0.0
+
+
+def ablate(data_dir, out_dir, budget: Budget | None = None, device: str = "auto", tables=("4", "5", "6"),
+           json_path=None, progress: bool = True) -> dict:
+    """Run every row of the chosen tables (each configuration once) and write the table JSON."""
+    from tqdm.auto import tqdm
+
+    budget = budget or (Budget.fast() if is_fast() else Budget())
+    out_dir = Path(out_dir)
+    rows = [r for r in ROWS if r[0] in tables]
+    keys = {}
+    for _, _, m, l in rows:
+        keys.setdefault(run_key(m, l, 0), (m, l, 0))
+    for s in range(1, budget.extra_seeds + 1):
+        keys.setdefault(run_key({}, {}, s), ({}, {}, s))
+    results = {}
+    for key, (m, l, seed) in tqdm(keys.items(), desc="ablation runs", disable=not progress):
+        results[key] = train_and_evaluate(data_dir, out_dir / key, m, l, seed, budget, device)
+    base_seeds = [results[run_key({}, {}, s)]["mpjpe"] for s in range(budget.extra_seeds + 1)]
+    table = {
+        "command": f"python -m h2t_lib ablate --data {data_dir} --out {out_dir}",
+        "device": _device_name(device), "budget": budget.describe(),
+        "base_seed_mpjpe": base_seeds, "seed_spread_mm": round(seed_spread(base_seeds), 2),
+        "rows": [{"table": t, "row": label, **results[run_key(m, l, 0)]} for t, label, m, l in rows],
+    }
+    atomic_write_json(json_path or out_dir / "ablations.json", table)
+    return table
+
+
+def _device_name(device: str) -> str:
+    import platform
+
+    import torch
+
+    from .utils import resolve_device
+
+    d = resolve_device(device)
+    if d.type == "cuda":
+        return torch.cuda.get_device_name(d)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def format_table(table: dict) -> str:
+    """The rows as a markdown table, grouped by the paper's table."""
+    lines = [f"budget: {table['budget']}; device: {table['device']}",
+             f"base row over seeds: {table['base_seed_mpjpe']} mm (spread +- {table['seed_spread_mm']} mm)", "",
+             "| table | row | params (M) | coarse MPJPE | MPJPE-S | MPJPE-I | MPJPE |",
+             "|---|---|---|---|---|---|---|"]
+    for r in table["rows"]:
+        lines.append(f"| {r['table']} | {r['row']} | {r['params_m']:.2f} | {r['coarse_mpjpe']:.2f} | "
+                     f"{r['mpjpe_s']:.2f} | {r['mpjpe_i']:.2f} | {r['mpjpe']:.2f} |")
+    return "\n".join(lines)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--data", required=True, help="synthetic (or InterHand2.6M-format) folder with train and test splits")
+    p.add_argument("--out", default="runs/ablations", help="folder of the runs (finished runs are reused)")
+    p.add_argument("--json", default=None, help="where to write the table (default: OUT/ablations.json)")
+    p.add_argument("--tables", default="4,5,6", help="which of the paper's tables, e.g. 4 or 4,6")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None, help="steps per epoch")
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--num-test", type=int, default=None, help="test images (0 = all)")
+    p.add_argument("--extra-seeds", type=int, default=None, help="extra runs of the base row (seed spread)")
+    p.add_argument("--device", default="auto")
+
+
+def run(args) -> int:
+    budget = Budget.fast() if is_fast() else Budget()
+    for field in ("epochs", "steps", "batch", "num_test", "extra_seeds"):
+        value = getattr(args, field)
+        if value is not None:
+            setattr(budget, field, value)
+    tables = tuple(t.strip() for t in args.tables.split(",") if t.strip())
+    bad = [t for t in tables if t not in ("4", "5", "6")]
+    if bad:
+        raise ValueError(f"--tables {args.tables}: the ablation tables are 4, 5 and 6")
+    table = ablate(args.data, args.out, budget, device=args.device, tables=tables, json_path=args.json)
+    print(format_table(table))
+    return 0

@@ -1,0 +1,57 @@
+"""The ablation runner (python -m h2t_lib ablate): rows, shared runs, reuse of finished runs, the JSON."""
+import json
+
+import pytest
+
+from h2t_lib import ablate as ab
+from h2t_lib.cli import main
+
+TINY = ab.Budget(epochs=1, steps=1, batch=2, num_test=4, extra_seeds=1)
+
+
+def test_rows_cover_the_papers_tables():
+    tables = [r[0] for r in ab.ROWS]
+    assert tables.count("4") == 5 and tables.count("5") == 6 and tables.count("6") == 4
+    # rows that describe the same model share one run: Table 4's full model = Table 5's r18/c_e 64
+    # = Table 6's hand tokens/r18
+    full = ab.run_key({}, {}, 0)
+    keys = {label: ab.run_key(m, l, 0) for _, label, m, l in ab.ROWS}
+    assert keys["MMD + / PQE + / KGFF +"] == full
+    assert keys["resnet18 / c_e 64"] == full and keys["hand tokens / resnet18"] == full
+    assert len(set(keys.values())) == 12  # 15 rows, 12 distinct models
+    assert ab.run_key({}, {}, 1) != full  # another seed is another run
+
+
+def test_seed_spread():
+    assert ab.seed_spread([60.0, 64.0, 61.0]) == pytest.approx(2.0)
+    assert ab.seed_spread([60.0]) == 0.0
+
+
+def test_table4_end_to_end_and_reuse(interhand_dir, tmp_path, monkeypatch):
+    table = ab.ablate(interhand_dir, tmp_path / "runs", TINY, device="cpu", tables=("4",), progress=False)
+    rows = {r["row"]: r for r in table["rows"]}
+    assert len(rows) == 5 and table["rows"] == json.loads((tmp_path / "runs" / "ablations.json").read_text())["rows"]
+    full, coarse_only = rows["MMD + / PQE + / KGFF +"], rows["MMD + / PQE - / KGFF -"]
+    # switching the pose query enhancer off removes the refiner stage: fewer parameters, and the
+    # output is the coarse prediction itself
+    assert coarse_only["params_m"] < full["params_m"]
+    assert coarse_only["mpjpe"] == coarse_only["coarse_mpjpe"]
+    assert "use_kgff" not in full["config"] and rows["MMD + / PQE + / KGFF -"]["config"]["use_kgff"] is False
+    assert rows["MMD - / PQE + / KGFF +"]["loss"] == {"use_mmd": False}
+    for r in rows.values():
+        assert r["num_test"] == 4 and 0 < r["mpjpe"] < 1000
+    assert len(table["base_seed_mpjpe"]) == 2 and table["base_seed_mpjpe"][0] == full["mpjpe"]
+
+    # finished runs are reused: a second call trains nothing
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr("h2t_lib.train.train", no_training)
+    again = ab.ablate(interhand_dir, tmp_path / "runs", TINY, device="cpu", tables=("4",), progress=False)
+    assert again["rows"] == table["rows"]
+
+
+def test_cli_rejects_unknown_table(interhand_dir, capsys):
+    assert main(["ablate", "--data", str(interhand_dir), "--tables", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "tables" in err and "Traceback" not in err
