@@ -4,13 +4,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test unit nbval lab bench clean help
+.PHONY: setup demo test unit nbval lab bench screenshots clean help
 
 help:
 	@echo "make demo   set up .venv, render synthetic data, evaluate + fine-tune, print results"
 	@echo "make test   set up .venv, run unit tests and nbval over notebooks/"
 	@echo "make lab    open the notebook course in JupyterLab"
-	@echo "make bench  run the speed/size benchmark on this machine"
+	@echo "make screenshots  JupyterLab in headless Chromium: docs/screenshots/*.png"
+	@echo "make bench  run the speed/size benchmark (DEVICE=cpu|cuda) -> docs/bench_DEVICE.json"
 
 # Idempotent: re-installs only when pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -32,8 +33,15 @@ test: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
+DEVICE ?= cpu
 bench: $(STAMP)
-	$(PY) -m h2t_lib bench --json docs/bench_cpu.json
+	$(PY) -m h2t_lib bench --device $(DEVICE) --json docs/bench_$(DEVICE).json
+
+# JupyterLab checked for real: run notebook 00 in headless Chromium, screenshot a 3D view and a widget.
+# Needs Debian's chromium (apt-get install chromium); playwright drives it (no browser download).
+screenshots: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[lab-check]"
+	$(PY) tools/lab_screenshots.py notebooks/00_introduction.ipynb --out docs/screenshots --fast --nth-plot 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info

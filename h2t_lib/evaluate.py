@@ -132,14 +132,8 @@ def dataset_joints(dataset) -> tuple:
     base, idx = dataset, None
     if isinstance(dataset, tud.Subset):
         base, idx = dataset.dataset, np.asarray(dataset.indices)
-    joints = None
-    if hasattr(base, "joints_arrays"):
+    if hasattr(base, "joints_arrays"):  # h2t's loaders (CropDataset)
         joints, valid = base.joints_arrays()
-    elif hasattr(base, "_joints_cam") and hasattr(base, "_valid"):  # h2t's InterHand26M / RHD internals
-        jc = base._joints_cam
-        joints = np.stack([jc(i) for i in range(len(base))]) if callable(jc) else jc
-        valid = base._valid
-    if joints is not None:
         joints, valid = np.asarray(joints, np.float64), np.asarray(valid, np.float64)
         return (joints, valid) if idx is None else (joints[idx], valid[idx])
     samples = [dataset[i] for i in range(len(dataset))]

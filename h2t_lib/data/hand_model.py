@@ -166,24 +166,25 @@ def frame_from_directions(finger_dir, dorsal_hint) -> np.ndarray:
     return np.stack([_cross(y, z), y, z], axis=1)
 
 
-def _rot_x_batch(deg) -> np.ndarray:
-    """Rotations about x by each angle of ``deg`` (N,): (N, 3, 3)."""
-    t = np.deg2rad(np.asarray(deg, dtype=float))
+def _rot_batch(deg, axis: int) -> np.ndarray:
+    """Rotations about axis 0 (x), 1 (y) or 2 (z) by each angle of ``deg`` (N,): (N, 3, 3)."""
+    t = np.deg2rad(np.asarray(deg, dtype=float)).reshape(-1)
     c, s = np.cos(t), np.sin(t)
+    i, j = [k for k in range(3) if k != axis]
+    if axis == 1:  # about y the sine's sign flips (right-handed: z -> x)
+        i, j = j, i
     R = np.zeros((t.size, 3, 3))
-    R[:, 0, 0] = 1.0
-    R[:, 1, 1], R[:, 1, 2], R[:, 2, 1], R[:, 2, 2] = c, -s, s, c
+    R[:, axis, axis] = 1.0
+    R[:, i, i], R[:, i, j], R[:, j, i], R[:, j, j] = c, -s, s, c
     return R
+
+
+def _rot_x_batch(deg) -> np.ndarray:
+    return _rot_batch(deg, 0)
 
 
 def _rot_z_batch(deg) -> np.ndarray:
-    """Rotations about z by each angle of ``deg`` (N,): (N, 3, 3)."""
-    t = np.deg2rad(np.asarray(deg, dtype=float))
-    c, s = np.cos(t), np.sin(t)
-    R = np.zeros((t.size, 3, 3))
-    R[:, 2, 2] = 1.0
-    R[:, 0, 0], R[:, 0, 1], R[:, 1, 0], R[:, 1, 1] = c, -s, s, c
-    return R
+    return _rot_batch(deg, 2)
 
 
 # --------------------------------------------------------------------------- #

@@ -29,18 +29,16 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from h2t_lib import skeleton
 from h2t_lib.camera import cam_to_pixel, world_to_cam
 from h2t_lib.data.transforms import (
     AugmentConfig,
-    AugmentParams,
+    CropDataset,
     bbox_of_points,
     crop_sample,
     load_image,
     process_bbox,
-    sample_augment,
 )
 
 SPLITS = ("train", "val", "test")
@@ -77,7 +75,7 @@ def _flat_valid(value, n: int, what: str, field: str = "joint_valid") -> np.ndar
     return arr.reshape(n)
 
 
-class InterHand26M(torch.utils.data.Dataset):
+class InterHand26M(CropDataset):
     """InterHand2.6M (or synthetic data in its format) as the contracts' sample dicts.
 
     Args:
@@ -292,31 +290,25 @@ class InterHand26M(torch.utils.data.Dataset):
         c = self._cam[i]
         return world_to_cam(self._world[self._frame[i]].astype(np.float64), self._cam_rot[c], self._cam_pos[c])
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation draw of this epoch (samples are a function of (seed, index, epoch)).
-
-        Call it before iterating a DataLoader over the epoch: workers copy the dataset when the
-        iterator starts (with ``persistent_workers=True`` they keep the copy of the first epoch).
-        """
-        self.epoch = int(epoch)
-
     def image_path(self, index: int) -> Path:
         return self.root / "images" / self.split / str(self._file[index])
 
     def __len__(self) -> int:
         return len(self._ann_id)
 
+    def missing_image_hint(self, index: int) -> str:
+        return (f"annotation id {self._ann_id[index]}, file_name from {self._data_path}; "
+                f"images must be at <root>/images/<split>/<file_name>")
+
+    def joints_cam(self, index: int) -> np.ndarray:
+        """(42, 3) camera-frame mm of a sample (before any augmentation)."""
+        return self._joints_cam(index)
+
+    def joint_valid(self, index: int) -> np.ndarray:
+        return self._valid[index]
+
     def __getitem__(self, index: int) -> dict:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for a dataset of {len(self)} samples")
-        index = int(index) % len(self)
-        path = self.image_path(index)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"image not found: {path} (annotation id {self._ann_id[index]}, file_name from {self._data_path}); "
-                f"images must be at <root>/images/<split>/<file_name>"
-            )
-        params = sample_augment(self.augment_config, self.seed, index, self.epoch) if self.augment else AugmentParams()
+        index, path, params = self.locate(index)
         c = self._cam[index]
         return crop_sample(
             load_image(path),

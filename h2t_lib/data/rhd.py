@@ -31,17 +31,15 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from h2t_lib import skeleton
 from h2t_lib.data.transforms import (
     AugmentConfig,
-    AugmentParams,
+    CropDataset,
     bbox_of_points,
     crop_sample,
     load_image,
     process_bbox,
-    sample_augment,
 )
 
 #: accepted split names -> the release's folder names
@@ -68,7 +66,7 @@ def _choose_hands(vis_count: np.ndarray, area: np.ndarray, mode: str, min_visibl
     return present
 
 
-class RHD(torch.utils.data.Dataset):
+class RHD(CropDataset):
     """RHD as the contracts' sample dicts.
 
     Args:
@@ -170,29 +168,24 @@ class RHD(torch.utils.data.Dataset):
             boxes.append(process_bbox(b, self.bbox_scale))
         self._bbox = np.stack(boxes)  # (N, 4)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation draw of this epoch (samples are a function of (seed, index, epoch)).
-
-        Call it before iterating a DataLoader over the epoch: workers copy the dataset when the
-        iterator starts (with ``persistent_workers=True`` they keep the copy of the first epoch).
-        """
-        self.epoch = int(epoch)
-
     def image_path(self, index: int) -> Path:
         return self.root / self.split / "color" / f"{int(self._ids[index]):05d}.png"
 
     def __len__(self) -> int:
         return len(self._ids)
 
+    def missing_image_hint(self, index: int) -> str:
+        return f"RHD sample {int(self._ids[index])} of {self._anno_path}; expected {LAYOUT}"
+
+    def joints_cam(self, index: int) -> np.ndarray:
+        """(42, 3) camera-frame mm of a sample (before any augmentation)."""
+        return self._joints_cam[index]
+
+    def joint_valid(self, index: int) -> np.ndarray:
+        return self._valid[index]
+
     def __getitem__(self, index: int) -> dict:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for a dataset of {len(self)} samples")
-        index = int(index) % len(self)
-        path = self.image_path(index)
-        if not path.is_file():
-            raise FileNotFoundError(f"image not found: {path} (RHD sample {int(self._ids[index])} of {self._anno_path}); "
-                                    f"expected {LAYOUT}")
-        params = sample_augment(self.augment_config, self.seed, index, self.epoch) if self.augment else AugmentParams()
+        index, path, params = self.locate(index)
         return crop_sample(
             load_image(path),
             bbox=self._bbox[index],

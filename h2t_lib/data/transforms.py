@@ -273,3 +273,37 @@ def load_image(path) -> Image.Image:
         raise FileNotFoundError(f"image not found: {path}")
     with Image.open(path) as im:
         return im.convert("RGB")
+
+
+class CropDataset(torch.utils.data.Dataset):
+    """What every h2t loader shares: index checks, the per-epoch augmentation draw, joint arrays.
+
+    A loader sets ``augment``, ``augment_config``, ``seed``, ``epoch`` and implements
+    ``__len__``, ``image_path(i)``, ``joints_cam(i)`` (42, 3) mm, ``joint_valid(i)`` (42,) and
+    ``missing_image_hint(i)`` (where the image was expected, for the error message).
+    """
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draw of this epoch (samples are a function of (seed, index, epoch)).
+
+        Call it before iterating a DataLoader over the epoch: workers copy the dataset when the
+        iterator starts (with ``persistent_workers=True`` they keep the copy of the first epoch).
+        """
+        self.epoch = int(epoch)
+
+    def locate(self, index: int) -> tuple:
+        """(index in 0..len-1, image path, augmentation params) of a sample; clear errors otherwise."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} samples")
+        index = int(index) % len(self)
+        path = self.image_path(index)
+        if not path.is_file():
+            raise FileNotFoundError(f"image not found: {path} ({self.missing_image_hint(index)})")
+        params = sample_augment(self.augment_config, self.seed, index, self.epoch) if self.augment else AugmentParams()
+        return index, path, params
+
+    def joints_arrays(self) -> tuple:
+        """(joints_cam (N, 42, 3) mm, joint_valid (N, 42)) of every sample, without decoding images."""
+        n = len(self)
+        return (np.stack([self.joints_cam(i) for i in range(n)]) if n else np.zeros((0, 42, 3)),
+                np.stack([self.joint_valid(i) for i in range(n)]) if n else np.zeros((0, 42)))

@@ -27,6 +27,14 @@ def setup_notebook(renderer: str = "plotly_mimetype") -> bool:
     import plotly.io as pio
 
     pio.renderers.default = renderer
+    try:  # matplotlib Figures (built without pyplot) display inline when a cell returns them
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            shell.run_line_magic("matplotlib", "inline")
+    except ImportError:  # pragma: no cover - IPython comes with the notebooks extra
+        pass
     return is_fast()
 
 
@@ -162,5 +170,6 @@ def sample_figure(sample: dict, title: str | None = None, height: int = 380):
         fig.add_trace(tr, row=1, col=2)
     fig.update_xaxes(visible=False, row=1, col=1)
     fig.update_yaxes(visible=False, scaleanchor="x", row=1, col=1)
-    fig.update_layout(title=title, height=height, margin=dict(l=0, r=0, t=40, b=0), scene=_scene())
+    fig.update_layout(title=dict(text=title, y=0.98, yanchor="top") if title else None, height=height,
+                      margin=dict(l=0, r=0, t=70 if title else 40, b=0), scene=_scene())
     return fig
