@@ -4,12 +4,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test unit nbval lab bench screenshots clean help
+.PHONY: setup demo test unit nbval lab notebooks bench screenshots clean help
 
 help:
 	@echo "make demo   set up .venv, render synthetic data, evaluate + fine-tune, print results"
 	@echo "make test   set up .venv, run unit tests and nbval over notebooks/"
 	@echo "make lab    open the notebook course in JupyterLab"
+	@echo "make notebooks  re-execute the notebooks in place (fast run, outputs kept)"
 	@echo "make screenshots  JupyterLab in headless Chromium: docs/screenshots/*.png"
 	@echo "make bench  run the speed/size benchmark (DEVICE=cpu|cuda) -> docs/bench_DEVICE.json"
 
@@ -36,6 +37,12 @@ lab: $(STAMP)
 DEVICE ?= cpu
 bench: $(STAMP)
 	$(PY) -m h2t_lib bench --device $(DEVICE) --json docs/bench_$(DEVICE).json
+
+# Re-execute every notebook in place with the outputs of a fast run (what is committed).
+notebooks: $(STAMP)
+	cd notebooks && H2T_FAST=1 ../$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.shutdown_kernel=immediate \
+		--ExecutePreprocessor.store_widget_state=False [0-9][0-9]_*.ipynb
 
 # JupyterLab checked for real: run notebook 00 in headless Chromium, screenshot a 3D view and a widget.
 # Needs Debian's chromium (apt-get install chromium); playwright drives it (no browser download).

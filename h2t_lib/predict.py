@@ -78,6 +78,7 @@ def predict_image(model, image, focal=None, princpt=None, bbox=None) -> dict:
     import torch
 
     from .camera import cam_to_pixel
+    from .skeleton import root_relative
     from .data.transforms import make_crop, warp_image
 
     if not hasattr(image, "size"):
@@ -116,7 +117,9 @@ def predict_image(model, image, focal=None, princpt=None, bbox=None) -> dict:
     finally:
         model.train(was_training)
         model.cfg = cfg
-    rel = out["p"][-1][0].float().cpu().numpy().astype(np.float64)  # (42, 3) root-relative mm
+    # (42, 3) root-relative mm; the wrists' own small predicted offsets are removed (as MPJPE does), so
+    # each wrist's camera position is exactly the root head's
+    rel = root_relative(out["p"][-1][0].float().cpu().numpy().astype(np.float64))
     u = out["u"][-1][0, :, 0].float().cpu().numpy().astype(np.float64)  # (42,) normalised scale
     root = out["root"][0].float().cpu().numpy().astype(np.float64)  # (2, 3) camera mm
     cam = rel + np.repeat(root, JOINTS_PER_HAND, axis=0)  # (42, 3)

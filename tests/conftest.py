@@ -27,3 +27,12 @@ def interhand_dir(tmp_path_factory):
     make_interhand_fixture(root, "train", n=16, extra_fields=True, seed=1)
     make_interhand_fixture(root, "test", n=8, extra_fields=True, seed=2)
     return root
+
+
+@pytest.fixture(scope="session")
+def fast_env():
+    """H2T_FAST=1 for the tests that use the course's data (make test sets it already; this makes
+    a single test file run the same way outside make)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("H2T_FAST", "1")
+        yield

@@ -14,13 +14,6 @@ SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def fast_env():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("H2T_FAST", "1")
-        yield
-
-
-@pytest.fixture(scope="module")
 def test_set(fast_env):
     return course.dataset("test", image_size=SIZE)
 

@@ -13,14 +13,6 @@ from h2t_lib.viz import refine_views as rv
 
 
 @pytest.fixture(scope="module")
-def fast_env():
-    """The course's fast data (H2T_FAST=1, as the test session sets it), for this module."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("H2T_FAST", "1")
-        yield
-
-
-@pytest.fixture(scope="module")
 def tiny(fast_env):
     """A fresh tiny model (64 px) and one course test sample (fast data)."""
     from h2t_lib import course

@@ -258,3 +258,14 @@ def test_focal_sweep_depth_scales_with_focal(fixture_data):
     fig = rv.focal_sweep_figure(rows)
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
     plt.close(fig)
+
+
+def test_mmd_switch_read_from_the_loss_overrides_of_ablate():
+    # python -m h2t_lib ablate writes MMD on/off into the row's "loss", the rest into "config"
+    from h2t_lib.viz import results_views as rv
+
+    off = {"table": "4", "row": "MMD - / PQE + / KGFF +", "config": {"dim": 64}, "loss": {"use_mmd": False}}
+    on = {"table": "4", "row": "MMD + / PQE - / KGFF -", "config": {"dim": 64, "use_pqe": False, "use_kgff": False},
+          "loss": {}}
+    assert rv.ablation_key(off) == (False, True, True)
+    assert rv.ablation_key(on) == (True, False, False)

@@ -270,9 +270,9 @@ def load_ablations(path) -> Optional[dict]:
 
 
 def _mmd_on(row: dict) -> bool:
-    """Whether a run trained with the MMD loss: a config key naming MMD (use_mmd / loss.use_mmd /
+    """Whether a run trained with the MMD loss: a config or loss key naming MMD (use_mmd / loss.use_mmd /
     mmd_weight) set off or to 0, or a row name saying "no MMD", turns it off."""
-    for k, v in row.get("config", {}).items():
+    for k, v in {**row.get("config", {}), **row.get("loss", {})}.items():  # ablate.py puts it in "loss"
         if "mmd" in k.lower() and (v is False or v == 0):
             return False
     name = row.get("row", "").lower().replace("-", " ").replace("_", " ")
