@@ -58,6 +58,7 @@ def test_predict_image_is_consistent(setup):
     uv = np.array([j["uv"] for j in res["joints"]])
     root = np.array([res["root_mm"]["right"]] * 21 + [res["root_mm"]["left"]] * 21)
     np.testing.assert_allclose(cam, rel + root, atol=0.02)  # camera mm = root-relative + predicted wrist
+    assert np.all(rel[[20, 41]] == 0) and np.allclose(cam[[20, 41]], root[[20, 41]], atol=0.01)  # wrists = root
     np.testing.assert_allclose(uv, cam_to_pixel(cam, np.array(res["focal"]), np.array(res["princpt"])), atol=0.05)
     assert all(j["sigma_mm"] > 0 and 0 <= j["confidence"] <= 1 for j in res["joints"])
     assert model.cfg.root_source == "gt"  # left as it was
