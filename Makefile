@@ -41,8 +41,7 @@ bench: $(STAMP)
 # Re-execute every notebook in place with the outputs of a fast run (what is committed).
 notebooks: $(STAMP)
 	cd notebooks && H2T_FAST=1 ../$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.shutdown_kernel=immediate \
-		--ExecutePreprocessor.store_widget_state=False [0-9][0-9]_*.ipynb
+		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.shutdown_kernel=immediate [0-9][0-9]_*.ipynb
 
 # JupyterLab checked for real: run notebook 00 in headless Chromium, screenshot a 3D view and a widget.
 # Needs Debian's chromium (apt-get install chromium); playwright drives it (no browser download).

@@ -170,7 +170,17 @@ def _row(name: str, pred, gt, valid, hand_type, with_epe: bool) -> dict:
     if with_epe:
         row["epe"] = epe(pred, gt, valid)
     row["per_joint"] = per_joint_errors(pred, gt, valid, hand_type).tolist()
+    row["axis_mae"] = axis_errors(pred, gt, valid).tolist()
     return row
+
+
+def axis_errors(pred, gt, valid) -> np.ndarray:
+    """(3,) mean |error| in mm of the root-relative x, y, z over the valid joints: which direction fails."""
+    from .skeleton import root_relative
+
+    d = np.abs(root_relative(np.asarray(pred, np.float64)) - root_relative(np.asarray(gt, np.float64)))  # (M, 42, 3)
+    ok = np.asarray(valid) > 0.5
+    return d[ok].mean(axis=0) if ok.any() else np.full(3, np.nan)
 
 
 def evaluate(
@@ -274,6 +284,12 @@ def format_table(res: dict) -> str:
     foot = (f"{res['num_samples']} samples ({res['num_single']} single-hand, {res['num_interacting']} interacting); "
             f"mm, root-relative per hand; KGFF root: {res.get('root_source')}; "
             f"predicted-wrist error {res['root_error_mm']:.1f} mm")
+    n = res["num_stages"]
+    final, ref = res["rows"][n - 1], res["rows"][n]
+    if "axis_mae" in final:
+        foot += ("\nmean |error| per axis x / y / z (mm): final stage "
+                 + " / ".join(f"{v:.1f}" for v in final["axis_mae"]) + "; mean pose "
+                 + " / ".join(f"{v:.1f}" for v in ref["axis_mae"]))
     return "\n".join(lines + [foot])
 
 

@@ -129,3 +129,15 @@ def test_rhd_gets_epe(setup, tmp_path):
     assert res["dataset"] == "RHD" and all("epe" in r for r in res["rows"])
     assert res["rows"][1]["epe"] == pytest.approx(epe(preds["p"][1], preds["joints_cam"], preds["joint_valid"]))
     assert "EPE" in format_table(res)
+
+
+def test_axis_errors_name_the_failing_direction():
+    from h2t_lib.evaluate import axis_errors
+
+    rng = np.random.default_rng(0)
+    gt = rng.normal(0, 40, size=(20, 42, 3)) + np.array([0, 0, 500.0])
+    pred = gt.copy()
+    pred[..., 2] += rng.choice([-7.0, 7.0], size=(20, 42))  # only depth is wrong, by 7 mm
+    pred[:, [20, 41], 2] = gt[:, [20, 41], 2]  # wrists exact: root-relative z is off by 7 mm elsewhere
+    valid = np.ones((20, 42))
+    np.testing.assert_allclose(axis_errors(pred, gt, valid), [0.0, 0.0, 7.0 * 40 / 42], atol=1e-9)
