@@ -110,7 +110,7 @@ def train_and_evaluate(data_dir, run_dir, model_over: dict, loss_over: dict, see
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
         "mpjpe_s": round(final["single"], 2), "mpjpe_i": round(final["interacting"], 2),
         "mpjpe": round(final["all"], 2), "coarse_mpjpe": round(coarse["all"], 2),
-        "num_test": res["num_samples"], "minutes": round(minutes, 2),
+        "num_test": res["num_samples"], "minutes": round(minutes, 2), "device": _device_name(device),
     }
     atomic_write_json(done, result)
     return result
@@ -138,11 +138,17 @@ def ablate(data_dir, out_dir, budget: Budget | None = None, device: str = "auto"
     for key, (m, l, seed) in tqdm(keys.items(), desc="ablation runs", disable=not progress):
         results[key] = train_and_evaluate(data_dir, out_dir / key, m, l, seed, budget, device)
     base_seeds = [results[run_key({}, {}, s)]["mpjpe"] for s in range(budget.extra_seeds + 1)]
+    devices = sorted({r.get("device") or _device_name(device) for r in results.values()})
     table = {
-        "command": f"python -m h2t_lib ablate --data {data_dir} --out {out_dir}",
-        "device": _device_name(device), "budget": budget.describe(),
+        "command": (f"python -m h2t_lib ablate --data {data_dir} --out {out_dir} --epochs {budget.epochs} "
+                    f"--steps {budget.steps} --batch {budget.batch} --num-test {budget.num_test} "
+                    f"--extra-seeds {budget.extra_seeds}"),
+        "device": "; ".join(devices), "budget": budget.describe(),
         "base_seed_mpjpe": base_seeds, "seed_spread_mm": round(seed_spread(base_seeds), 2),
-        "rows": [{"table": t, "row": label, **results[run_key(m, l, 0)]} for t, label, m, l in rows],
+        # a run shared by several rows is reported with each row's own config (e.g. Table 5's
+        # "resnet18 / c_e 64" names its backbone, Table 4's full model does not)
+        "rows": [{"table": t, "row": label, **results[run_key(m, l, 0)], "config": {**BASE, **m}, "loss": dict(l)}
+                 for t, label, m, l in rows],
     }
     atomic_write_json(json_path or out_dir / "ablations.json", table)
     return table

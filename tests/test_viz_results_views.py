@@ -116,9 +116,12 @@ def test_pairing_and_agreement(ablations_file):
     assert lines[0].startswith("Table 4: 4 of 5 rows measured") and "5 of 6 pairwise orderings agree" in lines[0]
     assert sum("DISAGREE" in line for line in lines) == 1
 
-    # an exact match anywhere switches rank matching off
+    # a mix of the paper's sizes and others is matched by rank throughout (never half exact)
     a["rows"].append(_row("5", "r34-d128", {"backbone": "resnet34", "dim": 128}, 50.0))
-    p5 = rv.pair_ablation_rows(a, 5)
+    assert "exact" not in {p["match"] for p in rv.pair_ablation_rows(a, 5)}
+    # only the paper's own sizes: exact matching
+    only = {**a, "rows": [r for r in a["rows"] if r["row"] == "r34-d128"]}
+    p5 = rv.pair_ablation_rows(only, 5)
     assert [p["match"] for p in p5] == ["exact", None, None, None, None, None]
     assert rv.trend_agreement(p5) == []
 

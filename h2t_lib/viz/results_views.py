@@ -258,7 +258,8 @@ def load_ablations(path) -> Optional[dict]:
             raise ValueError(f"{path}: rows[{i}] has table {r.get('table')!r}; expected one of {_ABLATION_TABLES}")
         if "row" not in r or not isinstance(r.get("config", {}), dict):
             raise ValueError(f"{path}: rows[{i}] needs 'row' (a name) and 'config' (an object of ModelConfig overrides)")
-        row = {"table": t, "row": str(r["row"]), "config": dict(r.get("config") or {})}
+        row = {"table": t, "row": str(r["row"]), "config": dict(r.get("config") or {}),
+               "loss": dict(r.get("loss") or {})}  # LossConfig overrides (ablate.py: MMD on/off)
         for k in _ABLATION_FIELDS:
             v = r.get(k)
             if v is not None and not isinstance(v, (int, float)):
@@ -332,7 +333,9 @@ def pair_ablation_rows(ablations: Optional[dict], table) -> list:
     keys = [ablation_key(r) for r in ours]
     paper_keys = [(p["mmd"], p["pqe"], p["kgff"]) if t == "4" else
                   (p["backbone"], p["dim"] if t == "5" else p["tokens"]) for p in paper]
-    any_exact = any(k in paper_keys for k in keys)  # then rank matching is not used at all
+    # exact matching only when every run of ours used the paper's own backbones and widths; a mix
+    # (e.g. ResNet-18/34 standing for the paper's ResNet-34/50) is matched by rank throughout
+    all_exact = t == "4" or all(k in paper_keys for k in keys)
     out = []
     for p in paper:
         if t == "4":
@@ -344,9 +347,9 @@ def pair_ablation_rows(ablations: Optional[dict], table) -> list:
         else:
             want = (p["backbone"], p["tokens"])
             label = f"{p['preset'][:3]} {p['tokens']}"
-        hit = [r for r, k in zip(ours, keys) if k == want][:1]
+        hit = [r for r, k in zip(ours, keys) if k == want][:1] if all_exact else []
         match = "exact" if hit else None
-        if not hit and not any_exact and t in ("5", "6"):
+        if not all_exact:
             r = _rank_match(paper, p, ours, keys, t)
             if r is not None:
                 hit, match = [r], "rank"
