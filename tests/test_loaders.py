@@ -389,3 +389,16 @@ def test_rhd_bad_inputs(tmp_path):
     path.write_bytes(pickle.dumps(anno))
     with pytest.raises(ValueError, match=r"anno_training.pickle: sample 1: xyz has shape \(21, 3\), expected \(42, 3\)"):
         RHD(tmp_path, "training")
+
+
+def test_interhand_public_camera_and_crop_box_give_the_samples_crop(interhand_dir):
+    ds = InterHand26M(interhand_dir, "test", image_size=64)
+    for i in range(3):
+        s = ds[i]
+        focal, princpt = ds.camera(i)
+        box = ds.crop_box(i)
+        assert box[2] == pytest.approx(box[3])  # square
+        f_crop, c_crop = crop_intrinsics(focal, princpt, box, 64)
+        np.testing.assert_allclose(np.asarray(s["focal"]), f_crop, rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(s["princpt"]), c_crop, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(ds.joints_cam(i), np.asarray(s["joints_cam"]), atol=1e-3)

@@ -307,6 +307,15 @@ class InterHand26M(CropDataset):
     def joint_valid(self, index: int) -> np.ndarray:
         return self._valid[index]
 
+    def camera(self, index: int) -> tuple:
+        """(focal (2,), princpt (2,)) in pixels of the full image a sample comes from."""
+        c = self._cam[index]
+        return self._cam_focal[c].astype(np.float64), self._cam_princpt[c].astype(np.float64)
+
+    def crop_box(self, index: int) -> np.ndarray:
+        """(x, y, w, h) of the square crop around the hands in the full image (already x bbox_scale)."""
+        return self._bbox[index].astype(np.float64)
+
     def __getitem__(self, index: int) -> dict:
         index, path, params = self.locate(index)
         c = self._cam[index]

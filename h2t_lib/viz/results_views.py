@@ -470,10 +470,8 @@ def original_view(dataset, index: int) -> dict:
     from h2t_lib.camera import cam_to_pixel
     from h2t_lib.predict import BBOX_ENLARGE
 
-    # the loader keeps each camera once per (capture, camera) and the enlarged boxes; no public accessor yet
-    c = dataset._cam[index]
-    focal, princpt = dataset._cam_focal[c].astype(np.float64), dataset._cam_princpt[c].astype(np.float64)
-    x, y, w, h = dataset._bbox[index]  # already square and x bbox_scale
+    focal, princpt = dataset.camera(index)
+    x, y, w, h = dataset.crop_box(index)  # already square and x bbox_scale
     side = w / BBOX_ENLARGE  # predict enlarges a given box x1.25 again: this one gives the loader's crop
     cx, cy = x + w / 2, y + h / 2
     cam = np.asarray(dataset.joints_cam(index), dtype=np.float64)  # (42, 3) mm, before augmentation
