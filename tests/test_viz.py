@@ -66,3 +66,12 @@ def test_png_data_uri_round_trips():
     assert uri.startswith("data:image/png;base64,")
     back = np.array(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
     assert np.array_equal(back, img)
+
+
+def test_joint_color_is_the_hands_finger_shade_everywhere():
+    assert viz.joint_color(sk.WRIST) == viz.HAND_COLORS["right"][0]  # the wrist takes the thumb's shade
+    assert viz.joint_color(21 + 4 * 3) == viz.HAND_COLORS["left"][3]  # left ring4 (tip)
+    assert viz.joint_color(19) == viz.HAND_COLORS["right"][4]  # right pinky1
+    # the 3D joint markers use the same colours as the 2D drawings
+    markers = [t for t in viz.skeleton_traces(_pose()) if t.mode == "markers"]
+    assert list(markers[0].marker.color) == [viz.joint_color(j) for j in range(21)]

@@ -32,7 +32,7 @@ import re
 import numpy as np
 
 from h2t_lib import skeleton as sk
-from h2t_lib.viz.skeleton2d import HAND_COLORS, draw_skeleton_2d
+from h2t_lib.viz.skeleton2d import draw_skeleton_2d, joint_color
 
 __all__ = [
     "TIMING_KEYS", "OCCLUSION_BINS", "loss_curve_figure", "update_loss_figure", "live_loss_callbacks",
@@ -208,12 +208,6 @@ def results_table(res: dict, decimals: int = 1, width: int = 56) -> str:
     return "\n".join(lines)
 
 
-def _finger_color(j: int) -> str:
-    hand = sk.hand_of_joint(j)
-    within = j % sk.JOINTS_PER_HAND
-    return HAND_COLORS[hand][0 if within == sk.WRIST else min(within // 4, 4)]
-
-
 def per_joint_figure(res: dict, stages=(0, -1), figsize=(9, 3.2), dpi: int = 80):
     """Per-joint MPJPE (mm, all samples) of some stages as grouped bars, one group per joint.
 
@@ -233,7 +227,7 @@ def per_joint_figure(res: dict, stages=(0, -1), figsize=(9, 3.2), dpi: int = 80)
     for k, i in enumerate(idx):
         vals = np.asarray(res["rows"][i]["per_joint"], dtype=float)
         last = k == len(idx) - 1
-        color = [_finger_color(j) for j in x] if last else greys[k % len(greys)]
+        color = [joint_color(j) for j in x] if last else greys[k % len(greys)]
         ax.bar(x - 0.4 + w * (k + 0.5), vals, width=w, color=color, label=res["rows"][i]["name"],
                edgecolor="none")
     ax.set_xticks(x)

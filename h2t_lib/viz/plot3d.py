@@ -16,7 +16,7 @@ import numpy as np
 
 from h2t_lib import skeleton as sk
 from h2t_lib.utils import is_fast
-from h2t_lib.viz.skeleton2d import HAND_COLORS
+from h2t_lib.viz.skeleton2d import HAND_COLORS, joint_color
 
 #: line styles of the poses drawn together (in the order given): solid, dashed, dotted, ...
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
@@ -36,11 +36,6 @@ def setup_notebook(renderer: str = "plotly_mimetype") -> bool:
     except ImportError:  # pragma: no cover - IPython comes with the notebooks extra
         pass
     return is_fast()
-
-
-def _finger(j: int) -> int:
-    """Finger (0 thumb .. 4 pinky) of a within-hand joint index (4 joints per finger, wrist last)."""
-    return min(j // 4, 4)
 
 
 def _as_array(joints) -> np.ndarray:
@@ -68,7 +63,7 @@ def skeleton_traces(joints, name: str = "pose", valid=None, dash: str = "solid",
         if not ok[off:off + sk.JOINTS_PER_HAND].any():
             continue
         for f, finger in enumerate(sk.FINGERS):
-            chain = [off + sk.WRIST] + [off + k for k in reversed(range(4 * f, 4 * f + 4))]  # wrist .. tip
+            chain = [off + k for k in sk.FINGER_CHAINS[finger]]  # wrist .. tip
             xs, ys, zs = [], [], []
             for a, b in zip(chain[:-1], chain[1:]):
                 if ok[a] and ok[b]:
@@ -82,7 +77,7 @@ def skeleton_traces(joints, name: str = "pose", valid=None, dash: str = "solid",
             idx = [i for i in range(off, off + sk.JOINTS_PER_HAND) if ok[i]]
             traces.append(go.Scatter3d(
                 x=j[idx, 0], y=j[idx, 1], z=j[idx, 2], mode="markers",
-                marker=dict(size=3, color=[HAND_COLORS[hand][_finger(i - off)] for i in idx]),
+                marker=dict(size=3, color=[joint_color(i) for i in idx]),
                 opacity=opacity, name=name, legendgroup=group, showlegend=False,
                 text=[sk.JOINT_NAMES[i] for i in idx], hovertemplate="%{text}<br>(%{x:.0f}, %{y:.0f}, %{z:.0f}) mm"))
     if traces:
@@ -157,8 +152,8 @@ def sample_figure(sample: dict, title: str | None = None, height: int = 380):
     fig.add_trace(go.Image(source=png_data_uri(img), hoverinfo="skip"), row=1, col=1)
     for hand in sk.HANDS:
         off = sk.HAND_OFFSET[hand]
-        for f in range(5):
-            chain = [off + sk.WRIST] + [off + k for k in reversed(range(4 * f, 4 * f + 4))]
+        for f, finger in enumerate(sk.FINGERS):
+            chain = [off + k for k in sk.FINGER_CHAINS[finger]]  # wrist .. tip
             pts = [uv[i] for i in chain if valid[i]]
             if len(pts) > 1:
                 pts = np.array(pts)

@@ -11,7 +11,7 @@ import numpy as np
 
 from h2t_lib import skeleton as sk
 
-__all__ = ["HAND_COLORS", "draw_skeleton_2d", "sample_grid"]
+__all__ = ["HAND_COLORS", "draw_skeleton_2d", "joint_color", "sample_grid"]
 
 #: per-finger colours (thumb, index, middle, ring, pinky): right hand warm, left hand cool
 HAND_COLORS = {
@@ -23,6 +23,12 @@ HAND_COLORS = {
 def _finger_of(j: int) -> int:
     """Finger index (0 thumb .. 4 pinky) of a within-hand joint; the wrist counts as the thumb."""
     return min(j // 4, 4) if j != sk.WRIST else 0
+
+
+def joint_color(j: int, colors=None) -> str:
+    """Colour of joint ``j`` (0..41): its hand's shade for its finger (the wrist takes the thumb's)."""
+    colors = HAND_COLORS if colors is None else colors
+    return colors[sk.hand_of_joint(j)][_finger_of(j % sk.JOINTS_PER_HAND)]
 
 
 def draw_skeleton_2d(ax, joints_img, joint_valid=None, colors=None, joint_vis=None, linewidth: float = 1.5,
@@ -42,13 +48,12 @@ def draw_skeleton_2d(ax, joints_img, joint_valid=None, colors=None, joint_vis=No
     for i, (p, c) in enumerate(sk.BONES):
         if c >= J or not (valid[p] and valid[c]):
             continue
-        hand = sk.hand_of_joint(c)
-        col = colors[hand][_finger_of(c % sk.JOINTS_PER_HAND)]
+        col = joint_color(c, colors)
         ax.plot(pts[[p, c], 0], pts[[p, c], 1], "-", color=col, linewidth=linewidth, **kw)
     for j in range(J):
         if not valid[j]:
             continue
-        col = colors[sk.hand_of_joint(j)][_finger_of(j % sk.JOINTS_PER_HAND)]
+        col = joint_color(j, colors)
         hidden = vis is not None and not vis[j]
         ax.scatter(pts[j, 0], pts[j, 1], s=markersize, c="none" if hidden else col, edgecolors=col,
                    linewidths=0.8, zorder=3)
