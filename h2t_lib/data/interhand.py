@@ -278,7 +278,7 @@ class InterHand26M(CropDataset):
         self._bbox = np.stack([process_bbox(b, self.bbox_scale) for b in boxes])  # (N, 4)
 
     def _fallback_box(self, i: int) -> np.ndarray:
-        uv = cam_to_pixel(self._joints_cam(i), self._cam_focal[self._cam[i]], self._cam_princpt[self._cam[i]])
+        uv = cam_to_pixel(self.joints_cam(i), self._cam_focal[self._cam[i]], self._cam_princpt[self._cam[i]])
         ok = self._valid[i] > 0
         if not ok.any():
             raise ValueError(f"{self._data_path}: annotation id {self._ann_id[i]} has an empty bbox and no valid "
@@ -286,10 +286,6 @@ class InterHand26M(CropDataset):
         return bbox_of_points(uv[ok])
 
     # ------------------------------------------------------------------ access
-    def _joints_cam(self, i: int) -> np.ndarray:
-        c = self._cam[i]
-        return world_to_cam(self._world[self._frame[i]].astype(np.float64), self._cam_rot[c], self._cam_pos[c])
-
     def image_path(self, index: int) -> Path:
         return self.root / "images" / self.split / str(self._file[index])
 
@@ -302,7 +298,8 @@ class InterHand26M(CropDataset):
 
     def joints_cam(self, index: int) -> np.ndarray:
         """(42, 3) camera-frame mm of a sample (before any augmentation)."""
-        return self._joints_cam(index)
+        c = self._cam[index]
+        return world_to_cam(self._world[self._frame[index]].astype(np.float64), self._cam_rot[c], self._cam_pos[c])
 
     def joint_valid(self, index: int) -> np.ndarray:
         return self._valid[index]
@@ -324,7 +321,7 @@ class InterHand26M(CropDataset):
             bbox=self._bbox[index],
             focal=self._cam_focal[c],
             princpt=self._cam_princpt[c],
-            joints_cam=self._joints_cam(index),
+            joints_cam=self.joints_cam(index),
             joint_valid=self._valid[index],
             hand_type=str(self.hand_types[index]),
             index=index,
