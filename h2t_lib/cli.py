@@ -17,6 +17,7 @@ COMMANDS = {
     "bench": ("h2t_lib.bench", "speed / size benchmark of Handformer2T and the heatmap baseline"),
     "predict": ("h2t_lib.predict", "predict both hands' keypoints on your own image"),
     "ablate": ("h2t_lib.ablate", "the paper's ablations (Tables 4-6) as equal-budget runs on synthetic data"),
+    "train-speed": ("h2t_lib.train_speed", "where a training step's time goes: backbone, model, data (images/s)"),
     "demo": ("h2t_lib.demo", "the main job end to end (what `make demo` runs)"),
 }
 
@@ -27,7 +28,7 @@ class UserError(Exception):
 
 def _usage() -> str:
     lines = ["usage: python -m h2t_lib COMMAND [options]", "", "commands:"]
-    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<11} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "python -m h2t_lib COMMAND --help for a command's options"]
     return "\n".join(lines)
 

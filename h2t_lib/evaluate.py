@@ -70,7 +70,7 @@ def predict_dataset(
         {"p": (N, M, 42, 3) root-relative mm per stage, "sigma": (N, M, 42) mm per stage,
         "root": (M, 2, 3) predicted wrists, camera mm, "joints_cam": (M, 42, 3) ground truth,
         "joint_valid": (M, 42), "joint_vis": (M, 42), "hand_type": (M,) str, "occlusion": (M,)
-        (NaN for real data), "index": (M,)}.
+        (NaN for real data), "index": (M,), "focal", "princpt": (M, 2) crop intrinsics, pixels}.
     """
     import torch
     from tqdm.auto import tqdm
@@ -88,7 +88,7 @@ def predict_dataset(
         device = resolve_device(device)
         model.to(device)
     loader = make_loader(dataset, batch_size, False, device, num_workers, persistent=False)
-    keys = ("joints_cam", "joint_valid", "joint_vis", "occlusion", "index")
+    keys = ("joints_cam", "joint_valid", "joint_vis", "occlusion", "index", "focal", "princpt")
     acc = {"p": [], "sigma": [], "root": [], "hand_type": [], **{k: [] for k in keys}}
     was_training = model.training
     model.eval()
@@ -105,7 +105,8 @@ def predict_dataset(
                 for k in keys:
                     v = batch.get(k)
                     if v is None:  # an older loader without the field
-                        v = batch["joint_valid"] if k == "joint_vis" else torch.full((B,), float("nan"))
+                        v = (batch["joint_valid"] if k == "joint_vis" else torch.full((B, 2), float("nan"))
+                             if k in ("focal", "princpt") else torch.full((B,), float("nan")))
                     acc[k].append(torch.as_tensor(v).float().cpu() if k != "index" else torch.as_tensor(v).cpu())
     finally:
         model.train(was_training)
@@ -183,6 +184,41 @@ def axis_errors(pred, gt, valid) -> np.ndarray:
     return d[ok].mean(axis=0) if ok.any() else np.full(3, np.nan)
 
 
+def wrist_pixel_errors(root_pred, joints_cam, joint_valid, focal, princpt) -> np.ndarray:
+    """(M, 2) distance in crop pixels between the predicted and true wrists (right, left); NaN where unlabelled.
+
+    root_pred (M, 2, 3) and joints_cam (M, 42, 3) in camera mm; focal, princpt (M, 2) the crop's
+    intrinsics. This is what the keypoint-guided projection (Sec. 3.4) depends on with our root head.
+    """
+    from .camera import cam_to_pixel
+
+    roots = [ROOT_INDEX["right"], ROOT_INDEX["left"]]
+    f, c = np.asarray(focal, np.float64), np.asarray(princpt, np.float64)
+    d = np.linalg.norm(cam_to_pixel(np.asarray(root_pred, np.float64), f, c)
+                       - cam_to_pixel(np.asarray(joints_cam, np.float64)[:, roots], f, c), axis=-1)  # (M, 2)
+    return np.where(np.asarray(joint_valid)[:, roots] > 0.5, d, np.nan)
+
+
+def hand_size_ratio(pred, joints_cam, joint_valid) -> np.ndarray:
+    """(M, 2) predicted / true hand size per hand (right, left); NaN unless all 21 joints are labelled.
+
+    A hand's size is the sum of its 20 bone lengths (``skeleton.HAND_BONES``), mm. 1.0 = right size;
+    a model that regresses towards the mean pose shrinks hands (< 1).
+    """
+    from .skeleton import HAND_BONES, HAND_SLICE
+
+    out = np.full((len(pred), 2), np.nan)
+    parent, child = np.array(HAND_BONES).T
+    for h, hand in enumerate(("right", "left")):
+        sl = HAND_SLICE[hand]
+        p, g = np.asarray(pred, np.float64)[:, sl], np.asarray(joints_cam, np.float64)[:, sl]
+        size_p = np.linalg.norm(p[:, child] - p[:, parent], axis=-1).sum(-1)
+        size_g = np.linalg.norm(g[:, child] - g[:, parent], axis=-1).sum(-1)
+        ok = (np.asarray(joint_valid)[:, sl] > 0.5).all(-1) & (size_g > 0)
+        out[ok, h] = size_p[ok] / size_g[ok]
+    return out
+
+
 def evaluate(
     model,
     dataset,
@@ -211,7 +247,9 @@ def evaluate(
         {"num_samples", "num_single", "num_interacting", "num_stages", "root_source", "rows": [{"name",
         "single", "interacting", "all", ("epe"), "per_joint": [42]} per stage, then the references],
         "stages": [the stage rows' names], "root_error_mm": mean predicted-wrist error (valid
-        wrists), "per_sample": {"error": [N][M] mean error over a sample's valid joints per stage,
+        wrists), "root_error_px": mean 2D wrist error in crop pixels (:func:`wrist_pixel_errors`),
+        "hand_size_ratio": mean final-stage predicted / true hand size (:func:`hand_size_ratio`),
+        "per_sample": {"error": [N][M] mean error over a sample's valid joints per stage,
         "occlusion": [M], "hand_type": [M], "index": [M]}, "joint_names": [42]}.
     """
     if preds is None:
@@ -251,10 +289,14 @@ def evaluate(
         "num_interacting": int((ht_arr == "interacting").sum()),
         "num_stages": int(n_stages),
         "root_source": root_source or (getattr(getattr(model, "cfg", None), "root_source", None)),
+        "image_size": getattr(getattr(model, "cfg", None), "image_size", None),
         "dataset": "RHD" if rhd else "InterHand2.6M format",
         "rows": rows,
         "stages": [r["name"] for r in rows[:n_stages]],
         "root_error_mm": float(root_err[rv].mean()) if rv.any() else float("nan"),
+        "root_error_px": (_nanmean(wrist_pixel_errors(preds["root"], gt, valid, preds["focal"], preds["princpt"]))
+                          if "focal" in preds else float("nan")),
+        "hand_size_ratio": _nanmean(hand_size_ratio(preds["p"][-1], gt, valid)),
         "noise_sigma": float(noise_sigma),
         "per_sample": {
             "error": [e.tolist() for e in per_sample],
@@ -264,6 +306,11 @@ def evaluate(
         },
         "joint_names": list(JOINT_NAMES),
     }
+
+
+def _nanmean(x) -> float:
+    x = np.asarray(x, np.float64)
+    return float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
 
 
 def _fmt(x) -> str:
@@ -284,6 +331,9 @@ def format_table(res: dict) -> str:
     foot = (f"{res['num_samples']} samples ({res['num_single']} single-hand, {res['num_interacting']} interacting); "
             f"mm, root-relative per hand; KGFF root: {res.get('root_source')}; "
             f"predicted-wrist error {res['root_error_mm']:.1f} mm")
+    if "root_error_px" in res:
+        foot += (f"\npredicted wrists: {res['root_error_px']:.1f} px off in the {res.get('image_size') or '?'} px crop (2D); "
+                 f"final-stage hand size / true size: {res['hand_size_ratio']:.2f}")
     n = res["num_stages"]
     final, ref = res["rows"][n - 1], res["rows"][n]
     if "axis_mae" in final:

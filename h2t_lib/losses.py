@@ -9,7 +9,10 @@
 * **MMD** -- maximum mean discrepancy (Eq. 20) between the batch's coarse predictions
   ``p^(1)`` and its ground truths, a distribution-level term that speeds up the coarse stage.
 * **Root** -- an L1 term on the predicted wrist positions. Not in the paper: our model has a
-  small root head so ``predict`` can run without a ground-truth root depth.
+  small root head so ``predict`` can run without a ground-truth root depth. By default
+  (``root_space="uvz"``) it is measured in the head's own parametrisation: the wrist's crop
+  pixel (divided by the crop size S) and its log-depth, so that the 2D position KGFF needs is
+  not drowned by the (ill-posed) absolute depth; ``root_space="cam"`` is the L1 on camera mm.
 
 Total (Eq. 21 plus the root term)::
 
@@ -33,6 +36,8 @@ from .skeleton import NUM_JOINTS, ROOT_INDEX, root_relative
 LAPLACE_AMP = 1.0 / math.sqrt(2.0 * math.pi)
 #: smallest sigma the losses accept (RLE adds 1e-9; we clamp to the same floor)
 SIGMA_EPS = 1e-9
+#: spaces of our wrist term (see :func:`root_loss`)
+ROOT_SPACES = ("uvz", "cam")
 #: default Gaussian-kernel bandwidths of the MMD term (per-coordinate RMS distance, normalised units)
 DEFAULT_MMD_BANDWIDTHS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
@@ -273,8 +278,11 @@ class LossConfig:
     flow_hidden: int = 64  # width of the RealNVP scale / translation nets
     flow_layers: int = 6  # coupling layers per flow
     mmd_bandwidths: tuple = DEFAULT_MMD_BANDWIDTHS  # per-coordinate RMS distances, normalised units
+    root_space: str = "uvz"  # the root term's space: "uvz" (crop pixel / S + log depth, ours) | "cam" (L1 in mm / norm_mm)
 
     def __post_init__(self):
+        if self.root_space not in ROOT_SPACES:
+            raise ValueError(f"LossConfig: root_space={self.root_space!r}; use one of {ROOT_SPACES}")
         if self.mmd_weight < 0 or self.root_weight < 0:
             raise ValueError(
                 f"LossConfig: weights must be >= 0, got mmd_weight={self.mmd_weight}, root_weight={self.root_weight}"
@@ -289,6 +297,40 @@ class LossConfig:
 
 
 ROOTS = [ROOT_INDEX["right"], ROOT_INDEX["left"]]  # [20, 41]: the order of out["root"]
+
+
+def root_loss(root_pred, gt_root, valid, focal=None, princpt=None, image_size=None, space: str = "uvz",
+              scale_mm: float = 200.0) -> torch.Tensor:
+    """Our wrist term (not in the paper), summed over valid wrists / batch size.
+
+    Args:
+        root_pred, gt_root: (B, 2, 3) wrists in camera mm (right, left).
+        valid: (B, 2) 0/1 or bool: wrists without a label contribute nothing.
+        focal, princpt: (B, 2) crop intrinsics (``space="uvz"`` only).
+        image_size: the crop side S in pixels (``space="uvz"`` only).
+        space: ``"uvz"``: ``|uv - uv_gt| / S`` (both pixel axes) ``+ |log z - log z_gt|``, the root head's
+            own parametrisation (:class:`h2t_lib.model.coarse.RootHead`); a 1-pixel error at S = 128
+            costs 0.008, a 10% depth error 0.095. ``"cam"``: ``|root - root_gt| / scale_mm`` summed over x, y, z.
+
+    Returns a scalar tensor. Raises ValueError on an unknown space or missing intrinsics.
+    """
+    if space not in ROOT_SPACES:
+        raise ValueError(f"root_loss: space must be one of {ROOT_SPACES}, got {space!r}")
+    B = root_pred.shape[0]
+    rv = _valid_mask(valid, (B, 2), "wrist valid").to(root_pred.device)[..., None]  # (B, 2, 1)
+    pred = root_pred.float()
+    gt = torch.where(rv, gt_root.float(), pred.detach())  # unlabelled wrists: a stand-in with zero error
+    if space == "cam":
+        err = (pred - gt).abs() / scale_mm  # (B, 2, 3)
+    else:
+        if focal is None or princpt is None or not image_size:
+            raise ValueError("root_loss(space='uvz') needs the crop intrinsics focal, princpt (B, 2) and image_size")
+        f, c = focal.to(pred), princpt.to(pred)
+        z, z_gt = pred[..., 2].clamp_min(1.0), gt[..., 2].clamp_min(1.0)  # (B, 2) mm
+        uv = pred[..., :2] / z[..., None] * f[:, None] + c[:, None]  # (B, 2, 2) crop pixels
+        uv_gt = gt[..., :2] / z_gt[..., None] * f[:, None] + c[:, None]
+        err = torch.cat([(uv - uv_gt).abs() / float(image_size), (z.log() - z_gt.log()).abs()[..., None]], dim=-1)
+    return torch.where(rv, err, 0.0).sum() / B
 
 
 class Handformer2TLoss(nn.Module):
@@ -309,10 +351,10 @@ class Handformer2TLoss(nn.Module):
     * ``rle``: sum over stages of :func:`rle_loss` (each stage with its own flow),
     * ``mmd``: :func:`mmd_loss` between the coarse predictions ``p[0]`` and the ground
       truth, flattened (B, 126), divided by norm_mm, invalid joints zeroed in both,
-    * ``root``: L1 between ``out["root"]`` and the GT wrists ``joints_cam[:, [20, 41]]``,
-      divided by norm_mm, over hands whose wrist is valid, summed / batch size. This root
-      head is our addition beyond the paper, so that prediction can run without a
-      ground-truth root depth.
+    * ``root``: :func:`root_loss` between ``out["root"]`` and the GT wrists ``joints_cam[:, [20, 41]]``
+      over hands whose wrist is valid, summed / batch size; in the ``uvz`` space (default) it also
+      reads the batch's ``focal``, ``princpt`` and ``image`` (for S). This root head is our addition
+      beyond the paper, so that prediction can run without a ground-truth root depth.
     * ``total = rle + mmd_weight * mmd + root_weight * root`` (mmd only if ``use_mmd``).
     """
 
@@ -391,9 +433,11 @@ class Handformer2TLoss(nn.Module):
                 raise ValueError(
                     f"Handformer2TLoss: out['root'] must be (B, 2, 3) = ({B}, 2, 3), got {tuple(root_pred.shape)}"
                 )
-            rv = valid[:, ROOTS, None]  # (B, 2, 1)
-            err = (root_pred.float() - torch.where(rv, gt[:, ROOTS], 0.0)).abs() / s  # (B, 2, 3)
-            root = torch.where(rv, err, 0.0).sum() / B
+            focal, princpt = batch.get("focal"), batch.get("princpt")
+            size = batch["image"].shape[-1] if torch.is_tensor(batch.get("image")) else None
+            root = root_loss(root_pred, gt[:, ROOTS], valid[:, ROOTS],
+                             None if focal is None else focal.to(device), None if princpt is None else princpt.to(device),
+                             size, c.root_space, s)
 
         total = rle + c.root_weight * root
         if c.use_mmd:

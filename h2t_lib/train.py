@@ -71,8 +71,10 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-3  # Adam
+    lr_schedule: str = "step"  # "step": the paper's (x lr_gamma every lr_step epochs); "cosine": ours, see lr_factor
     lr_step: int = 9  # epochs between two decays (StepLR); the paper: 80 of 270
     lr_gamma: float = 0.25  # decay factor (the paper: "decrease_factor = 4")
+    min_lr_frac: float = 0.01  # "cosine": the last step's lr as a fraction of lr
     warmup_steps: int = 0  # linear learning-rate warm-up over the first steps (fine-tuning: fresh Adam moments)
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # max gradient norm, 0 = off
@@ -108,6 +110,10 @@ class TrainConfig:
             bad(f"lr={self.lr} must be positive")
         if not 0 < self.lr_gamma <= 1:
             bad(f"lr_gamma={self.lr_gamma} must be in (0, 1]")
+        if self.lr_schedule not in LR_SCHEDULES:
+            bad(f"lr_schedule={self.lr_schedule!r}; use one of {LR_SCHEDULES}")
+        if not 0 <= self.min_lr_frac <= 1:
+            bad(f"min_lr_frac={self.min_lr_frac} must be in [0, 1]")
         if self.weight_decay < 0 or self.grad_clip < 0:
             bad("weight_decay and grad_clip must be >= 0")
         if not isinstance(self.num_workers, int) or self.num_workers < -1:
@@ -147,6 +153,32 @@ class TrainConfig:
         from .losses import LossConfig
 
         return LossConfig(**self.loss)
+
+
+LR_SCHEDULES = ("step", "cosine")
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, min_frac: float) -> float:
+    """The "cosine" schedule (ours, not the paper's): lr multiplier at optimizer step ``step`` (0-based).
+
+    Linear warm-up from 1/warmup to 1 over ``warmup_steps``, then half a cosine from 1 down to
+    ``min_frac`` at the last of ``total_steps`` (Loshchilov & Hutter, SGDR, 2017, without restarts).
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps - 1))
+    return min_frac + (1.0 - min_frac) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def make_scheduler(optimizer, cfg: "TrainConfig", steps_per_epoch: int):
+    """(scheduler, per_step): StepLR stepped once per epoch, or the cosine LambdaLR stepped every step."""
+    import torch
+
+    if cfg.lr_schedule == "cosine":
+        total = cfg.epochs * steps_per_epoch
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda k: lr_factor(k, total, cfg.warmup_steps, cfg.min_lr_frac)), True
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma), False
 
 
 def _scaled_step(epochs: int) -> int:
@@ -439,7 +471,7 @@ def set_rng_state(state: dict) -> None:
 # the loop
 # ---------------------------------------------------------------------------
 def _build(train_cfg: TrainConfig, device):
-    """Model, criterion, optimizer, scheduler for a fresh run (weights from ``init`` if set)."""
+    """Model, criterion, optimizer for a fresh run (weights from ``init`` if set)."""
     import torch
 
     from .checkpoint import load_checkpoint
@@ -473,8 +505,7 @@ def _build(train_cfg: TrainConfig, device):
     criterion.to(device)
     params = [p for p in list(model.parameters()) + list(criterion.parameters()) if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=train_cfg.lr_step, gamma=train_cfg.lr_gamma)
-    return model, criterion, optimizer, scheduler
+    return model, criterion, optimizer
 
 
 def _runtime_only(overrides: dict, cfg) -> dict:
@@ -573,8 +604,6 @@ def train(
         params = [p for p in list(model.parameters()) + list(criterion.parameters()) if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         optimizer.load_state_dict(state["optimizer"])
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=train_cfg.lr_step, gamma=train_cfg.lr_gamma)
-        scheduler.load_state_dict(state["scheduler"])
         history = extra["history"]
         history["config"] = train_cfg.to_dict()
         start_epoch = int(state["epoch"]) + 1
@@ -585,7 +614,7 @@ def train(
             raise ValueError("train(): a TrainConfig is needed to start a run (only resume=True can do without)")
         if epochs is not None:
             train_cfg = dataclasses.replace(train_cfg, epochs=epochs)
-        model, criterion, optimizer, scheduler = _build(train_cfg, device)
+        model, criterion, optimizer = _build(train_cfg, device)
         history = {"config": train_cfg.to_dict(), "model_config": model.cfg.to_dict(), "epochs": [], "steps": [],
                    "best": None}
         start_epoch, global_step, state = 1, 0, None
@@ -616,6 +645,9 @@ def train(
     loader = make_loader(epoch_set, train_cfg.batch_size, False, device, workers, sampler=sampler, drop_last=drop_last)
     # one pass over the training set per epoch, or a fixed number of steps (cycling the data)
     steps_per_epoch = train_cfg.steps_per_epoch or len(loader)
+    scheduler, per_step = make_scheduler(optimizer, train_cfg, steps_per_epoch)
+    if state is not None:
+        scheduler.load_state_dict(state["scheduler"])
 
     for epoch in range(start_epoch, train_cfg.epochs + 1):
         # Every epoch starts from generators seeded by (seed, epoch): resume repeats it exactly.
@@ -645,7 +677,7 @@ def train(
                 loss.backward()
             if train_cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], train_cfg.grad_clip)
-            warm = global_step < train_cfg.warmup_steps
+            warm = global_step < train_cfg.warmup_steps and not per_step  # (the cosine schedule warms up itself)
             if warm:  # linear warm-up: Adam's first steps move every weight by ~lr, whatever its gradient
                 bases = [g["lr"] for g in optimizer.param_groups]
                 for g, b in zip(optimizer.param_groups, bases):
@@ -658,6 +690,8 @@ def train(
             if warm:
                 for g, b in zip(optimizer.param_groups, bases):
                     g["lr"] = b
+            if per_step:
+                scheduler.step()
             global_step += 1
             bs = batch["image"].shape[0]
             count += bs
@@ -666,17 +700,19 @@ def train(
             run_total += loss.detach()
             run_n += 1
             if run_n == train_cfg.log_every:
-                point = {"epoch": epoch, "step": global_step, "total": float(run_total) / run_n, "lr": lr}
+                point = {"epoch": epoch, "step": global_step, "total": float(run_total) / run_n,
+                         "lr": optimizer.param_groups[0]["lr"]}
                 _check_finite(point["total"], epoch, global_step)
                 history["steps"].append(point)
                 if on_step:
                     on_step(point)
-                bar.set_postfix(loss=f"{point['total']:.3f}", lr=f"{lr:.2e}")
+                bar.set_postfix(loss=f"{point['total']:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
                 run_total, run_n = torch.zeros((), device=device), 0
         bar.close()
         batches.close()
         train_time = time.time() - t0
-        scheduler.step()
+        if not per_step:
+            scheduler.step()
 
         row = {"epoch": epoch, "step": global_step, "lr": lr}
         row.update({f"train_{k}": float(v) / max(count, 1) for k, v in sums.items()})
@@ -827,6 +863,8 @@ def add_arguments(p) -> None:
     p.add_argument("--model-preset", default=None, help="model preset (default: the train preset's)")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override TrainConfig fields, model.FIELD or loss.FIELD, e.g. --set lr=1e-4 model.dim=64")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's own, all cores); 1 leaves a core for other work")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -863,6 +901,12 @@ def run(args) -> int:
         cfg = None
     else:
         cfg = config_from_args(args)
+    if args.threads is not None:
+        import torch
+
+        if args.threads < 1:
+            raise UserError(f"--threads {args.threads}: give 1 or more")
+        torch.set_num_threads(args.threads)
     history = train(cfg, args.data, args.out, resume=args.resume, epochs=args.epochs, device=args.device,
                     progress=not args.quiet, verbose=True)
     best = history.get("best")

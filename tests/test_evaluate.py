@@ -86,6 +86,7 @@ def test_evaluate_on_a_dataset(setup):
     assert preds["root"].shape == (6, 2, 3) and list(preds["hand_type"]) == list(test_set.hand_types)
     assert np.isfinite(preds["occlusion"]).all()  # the fixture's synthetic extra fields
     res = evaluate(model, test_set, train_dataset=train_set, preds=preds)
+    assert preds["focal"].shape == (6, 2) and np.isfinite(res["root_error_px"]) and res["hand_size_ratio"] > 0
     assert len(res["rows"]) == 4 and "mean training pose (6 train samples)" in res["rows"][2]["name"]
     assert len(res["rows"][0]["per_joint"]) == 42 and len(res["per_sample"]["error"][1]) == 6
     table = format_table(res)
@@ -141,3 +142,28 @@ def test_axis_errors_name_the_failing_direction():
     pred[:, [20, 41], 2] = gt[:, [20, 41], 2]  # wrists exact: root-relative z is off by 7 mm elsewhere
     valid = np.ones((20, 42))
     np.testing.assert_allclose(axis_errors(pred, gt, valid), [0.0, 0.0, 7.0 * 40 / 42], atol=1e-9)
+
+
+def test_wrist_pixel_error_and_hand_size_ratio():
+    from h2t_lib.camera import cam_to_pixel
+    from h2t_lib.evaluate import hand_size_ratio, wrist_pixel_errors
+
+    rng = np.random.default_rng(3)
+    gt = rng.normal(0, 40, size=(5, 42, 3)) + np.array([0, 0, 500.0])
+    valid = np.ones((5, 42))
+    valid[0, 21:] = 0  # a right-hand-only sample
+    focal, princpt = np.full((5, 2), 200.0), np.full((5, 2), 63.5)
+    # wrists moved 3 px right and 4 px down in the crop, at their own depth: 5 px off
+    uv = cam_to_pixel(gt[:, [20, 41]], focal, princpt) + np.array([3.0, 4.0])
+    z = gt[:, [20, 41], 2]
+    root = np.stack([(uv[..., 0] - 63.5) / 200.0 * z, (uv[..., 1] - 63.5) / 200.0 * z, z], axis=-1)
+    err = wrist_pixel_errors(root, gt, valid, focal, princpt)
+    np.testing.assert_allclose(err[1:], 5.0, atol=1e-9)
+    assert err[0, 0] == pytest.approx(5.0) and np.isnan(err[0, 1])
+    # a pose scaled by 0.8 about each wrist is 0.8 the size; the absent hand has no ratio
+    small = gt.copy()
+    for r, sl in ((20, slice(0, 21)), (41, slice(21, 42))):
+        small[:, sl] = gt[:, [r]] + 0.8 * (gt[:, sl] - gt[:, [r]])
+    ratio = hand_size_ratio(small, gt, valid)
+    np.testing.assert_allclose(ratio[1:], 0.8, atol=1e-9)
+    assert ratio[0, 0] == pytest.approx(0.8) and np.isnan(ratio[0, 1])

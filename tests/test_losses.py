@@ -12,6 +12,7 @@ from h2t_lib.losses import (
     RealNVP,
     mmd_loss,
     rle_loss,
+    root_loss,
 )
 from h2t_lib.skeleton import HAND_SLICE, NUM_JOINTS, ROOT_INDEX, root_relative
 
@@ -330,7 +331,10 @@ def fake_batch(B=4, seed=0):
     valid[0, HAND_SLICE["left"]] = 0  # a right-hand-only sample
     joints[0, HAND_SLICE["left"]] = float("nan")  # whatever is stored there must not matter
     valid[1, 3] = 0
-    return {"joints_cam": joints, "joint_valid": valid}
+    focal = torch.tensor([[150.0, 150.0]]).repeat(B, 1)  # crop intrinsics of a 64-pixel crop
+    princpt = torch.tensor([[31.5, 31.5]]).repeat(B, 1)
+    return {"joints_cam": joints, "joint_valid": valid, "focal": focal, "princpt": princpt,
+            "image": torch.zeros(B, 3, 64, 64)}
 
 
 def fake_out(batch, num_stages=3, seed=1):
@@ -375,7 +379,7 @@ def test_total_loss_root_and_options():
     batch = fake_batch()
     out = fake_out(batch, num_stages=2)
     torch.manual_seed(0)
-    terms = Handformer2TLoss(cfg, LossConfig())(out, batch)
+    terms = Handformer2TLoss(cfg, LossConfig(root_space="cam"))(out, batch)
     # root term by hand: L1 / norm_mm over valid wrists, summed / B
     gt_roots = batch["joints_cam"][:, [ROOT_INDEX["right"], ROOT_INDEX["left"]]]
     err = (out["root"] - gt_roots).abs().sum(-1) / 100.0  # (B, 2)
@@ -383,11 +387,37 @@ def test_total_loss_root_and_options():
     assert terms["root"].item() == pytest.approx(err.sum().item() / 4, rel=1e-5)
 
     torch.manual_seed(0)
-    no_mmd = Handformer2TLoss(cfg, LossConfig(use_mmd=False, root_weight=0.5))(out, batch)
+    no_mmd = Handformer2TLoss(cfg, LossConfig(use_mmd=False, root_weight=0.5, root_space="cam"))(out, batch)
     assert no_mmd["rle"].item() == pytest.approx(terms["rle"].item(), rel=1e-6)  # same flows (same seed)
     assert no_mmd["mmd"].item() == pytest.approx(terms["mmd"].item(), rel=1e-6)  # still reported...
     assert not no_mmd["mmd"].requires_grad  # ...but not trained
     assert no_mmd["total"].item() == pytest.approx(no_mmd["rle"].item() + 0.5 * no_mmd["root"].item(), rel=1e-6)
+
+
+def test_root_term_in_the_heads_own_space():
+    """root_space="uvz" (default): |uv - uv_gt| / S in crop pixels plus |log z - log z_gt|, by hand."""
+    from h2t_lib.camera import cam_to_pixel
+
+    batch = fake_batch()
+    out = fake_out(batch, num_stages=2)
+    terms = Handformer2TLoss(SimpleNamespace(num_stages=2, norm_mm=100.0), LossConfig())(out, batch)
+    gt = batch["joints_cam"][:, [ROOT_INDEX["right"], ROOT_INDEX["left"]]].double()
+    pred = out["root"].detach().double()
+    f, c = batch["focal"].double(), batch["princpt"].double()
+    err = ((cam_to_pixel(pred, f, c) - cam_to_pixel(gt, f, c)).abs().sum(-1) / 64.0
+           + (pred[..., 2].log() - gt[..., 2].log()).abs())  # (B, 2)
+    err[0, 1] = 0.0  # sample 0 has no left hand
+    assert terms["root"].item() == pytest.approx(err.sum().item() / 4, rel=1e-5)
+    # a wrist moved along its own viewing ray by 10 % costs exactly |log 1.1| (its pixel is unchanged)
+    moved = out["root"].detach().clone()
+    moved[1, 0] = gt[1, 0].float() * 1.1
+    moved[1, 1] = gt[1, 1].float()
+    one = root_loss(moved[1:2], gt[1:2].float(), torch.ones(1, 2), batch["focal"][:1], batch["princpt"][:1], 64)
+    assert one.item() == pytest.approx(math.log(1.1), rel=1e-4)
+    with pytest.raises(ValueError, match="needs the crop intrinsics"):
+        root_loss(moved, gt.float(), torch.ones(4, 2), space="uvz")
+    with pytest.raises(ValueError, match="root_space"):
+        LossConfig(root_space="pixels")
 
 
 def test_total_loss_uses_root_relative_gt():

@@ -158,3 +158,29 @@ def test_demo_without_checkpoint_trains_a_short_run(tmp_path, capsys):
     assert "is not there" in capsys.readouterr().out  # it says so
     assert (tmp_path / "ft" / "from_scratch" / "last.pt").is_file()
     assert np.isfinite(res["after"]["rows"][-3]["all"])
+
+
+def test_cosine_schedule_warms_up_then_decays_to_its_floor():
+    import math
+
+    import torch
+
+    from h2t_lib.train import TrainConfig, lr_factor, make_scheduler
+
+    assert [lr_factor(k, 100, 4, 0.1) for k in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(4, 100, 4, 0.1) == 1.0 and lr_factor(99, 100, 4, 0.1) == pytest.approx(0.1)
+    mid = 4 + (100 - 4 - 1) / 2  # half-way through the cosine: half-way between 1 and the floor
+    assert lr_factor(math.ceil(mid), 100, 4, 0.1) == pytest.approx(0.55, abs=0.02)
+    # the scheduler, stepped once per optimizer step, follows lr_factor exactly
+    cfg = TrainConfig.preset("tiny", lr_schedule="cosine", warmup_steps=2, epochs=2, lr=1e-3, min_lr_frac=0.0)
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    sched, per_step = make_scheduler(opt, cfg, steps_per_epoch=3)
+    seen = []
+    for _ in range(6):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert per_step and seen == pytest.approx([1e-3 * lr_factor(k, 6, 2, 0.0) for k in range(6)])
+    assert seen[-1] == 0.0 and seen[1] == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig.preset("tiny", lr_schedule="linear")

@@ -1,0 +1,119 @@
+"""Training throughput: ``python -m h2t_lib train-speed --preset cpu --data DIR --threads 1 2``.
+
+Where does a training step's time go? For each torch thread count it measures, in images/s:
+
+* **backbone**: forward + backward of the bare ResNet trunk the model uses (the levels its stages
+  read), on an in-memory batch: the ceiling, as every Handformer2T step runs this trunk;
+* **model step**: forward + loss (Eq. 21 + our terms) + backward + Adam step of the whole model, same batch;
+* **data**: the training loader alone (decode, crop, augment) with ``--workers`` DataLoader workers;
+* **train loop**: the two together, as ``train`` runs them (loader -> step).
+
+``model step / backbone`` says how much the tokenizers, transformer and refiner stages add;
+``train loop / model step`` how much the data pipeline costs. A benchmark, not a test: the numbers
+depend on the machine and on what else runs on it (printed with the CPU name).
+Results: a table on stdout and ``--json OUT``.
+"""
+from __future__ import annotations
+
+import datetime
+import time
+
+import torch
+
+from h2t_lib.cli import UserError
+from h2t_lib.utils import atomic_write_json
+
+
+def _rate(fn, batch: int, steps: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return batch * steps / (time.perf_counter() - t0)
+
+
+def measure(train_cfg, data_dir, threads: int, steps: int, workers: int) -> dict:
+    """images/s of the four parts above for one thread count (see the module docstring)."""
+    from .losses import Handformer2TLoss
+    from .model import Handformer2T
+    from .model.backbone import ResNetBackbone
+    from .train import EpochDataset, forward, make_loader, open_dataset
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = train_cfg.model_config()
+    B, S = train_cfg.batch_size, cfg.image_size
+    dataset = EpochDataset(open_dataset(data_dir, train_cfg.train_split, S, augment=train_cfg.augment,
+                                        seed=train_cfg.seed))
+    loader = make_loader(dataset, B, True, torch.device("cpu"), workers, drop_last=True, persistent=False)
+    batch = next(iter(loader))
+    image = batch["image"].contiguous(memory_format=torch.channels_last)
+
+    trunk = ResNetBackbone(cfg.backbone, num_levels=max(cfg.used_levels())).to(memory_format=torch.channels_last)
+
+    def backbone_step():
+        sum(m.float().mean() for m in trunk(image)).backward()
+
+    model = Handformer2T(cfg).to(memory_format=torch.channels_last)
+    criterion = Handformer2TLoss(cfg, train_cfg.loss_config())
+    opt = torch.optim.Adam(list(model.parameters()) + list(criterion.parameters()), lr=1e-4)
+
+    def model_step(b=batch):
+        loss = criterion(forward(model, b), b)["total"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def data_step(it=[]):
+        if not it:
+            it.append(iter(loader))
+        try:
+            return next(it[0])
+        except StopIteration:
+            it[0] = iter(loader)
+            return next(it[0])
+
+    res = {"threads": threads, "batch": B, "image_size": S, "workers": workers,
+           "backbone": _rate(backbone_step, B, steps), "model_step": _rate(model_step, B, steps),
+           "data": _rate(data_step, B, steps), "train_loop": _rate(lambda: model_step(data_step()), B, steps)}
+    return res
+
+
+def format_table(rows: list) -> str:
+    head = "| threads | backbone fwd+bwd | model step | data (workers) | train loop | model / backbone |"
+    lines = [head, "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['threads']} | {r['backbone']:.1f} | {r['model_step']:.1f} | {r['data']:.1f} ({r['workers']}) "
+                     f"| {r['train_loop']:.1f} | {r['model_step'] / r['backbone']:.2f} |")
+    return "\n".join(lines) + "\nimages/s, batch {batch} at {image_size} px, CPU".format(**rows[0])
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--preset", default="cpu", help="training preset (default cpu)")
+    p.add_argument("--data", required=True, help="dataset folder with a train split")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts to measure (default 1 2)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps per measurement (default 5)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers for the data / loop rows (default 0)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
+    p.add_argument("--json", default=None, help="write the rows here")
+
+
+def run(args) -> int:
+    import dataclasses
+
+    from .bench import _cpu_name
+    from .train import TrainConfig
+
+    if args.steps < 1 or any(t < 1 for t in args.threads) or args.workers < 0:
+        raise UserError("--steps and --threads must be >= 1, --workers >= 0")
+    cfg = TrainConfig.preset(args.preset)
+    if args.batch_size:
+        cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
+    rows = [measure(cfg, args.data, t, args.steps, args.workers) for t in args.threads]
+    print(format_table(rows))
+    if args.json:
+        atomic_write_json(args.json, {"rows": rows, "preset": args.preset, "cpu": _cpu_name(),
+                                      "torch": torch.__version__, "date": datetime.datetime.now().isoformat(timespec="seconds")})
+        print(f"wrote {args.json}")
+    return 0

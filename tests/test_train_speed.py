@@ -1,0 +1,25 @@
+"""The training-throughput benchmark runs on the tiny preset and reports every part (no timing asserted)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_train_speed_reports_each_part(interhand_dir, tmp_path, fast_env):
+    out = tmp_path / "speed.json"
+    r = subprocess.run([sys.executable, "-m", "h2t_lib", "train-speed", "--preset", "tiny", "--data", str(interhand_dir),
+                        "--threads", "1", "--steps", "1", "--batch-size", "2", "--json", str(out)],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 1 and rows[0]["threads"] == 1 and rows[0]["batch"] == 2 and rows[0]["image_size"] == 64
+    for key in ("backbone", "model_step", "data", "train_loop"):
+        assert rows[0][key] > 0, key
+    assert "| 1 |" in r.stdout and "model / backbone" in r.stdout
+    bad = subprocess.run([sys.executable, "-m", "h2t_lib", "train-speed", "--data", str(interhand_dir), "--threads", "0"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
