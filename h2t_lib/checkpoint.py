@@ -80,13 +80,18 @@ def read_checkpoint(path, map_location="cpu") -> dict:
             f"checkpoint not found: {path}; train one (python -m h2t_lib train ...) or pass the path of a "
             f"file written by h2t_lib.checkpoint.save_checkpoint"
         )
+    expected = "expected a file written by h2t_lib.checkpoint.save_checkpoint"
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes), not an h2t checkpoint; {expected}: re-copy or re-download it")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - a PNG, a truncated file, a pickle of anything: same message
-        raise ValueError(
-            f"{path} is not an h2t checkpoint (torch.load failed: {type(e).__name__}); "
-            f"expected a file written by h2t_lib.checkpoint.save_checkpoint"
-        ) from None
+    except Exception as e:  # noqa: BLE001 - a PNG, a truncated file, a pickle of anything: one line
+        with open(path, "rb") as f:
+            zipped = f.read(2) == b"PK"  # torch.save writes a zip archive
+        if zipped and isinstance(e, RuntimeError) and "zip archive" in str(e):
+            raise ValueError(f"{path} is a truncated or damaged checkpoint (its zip archive cannot be read); "
+                             f"{expected}: re-copy or re-download it") from None
+        raise ValueError(f"{path} is not an h2t checkpoint (torch.load failed: {type(e).__name__}); {expected}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         what = f"a dict with keys {sorted(ckpt)[:5]}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"
         raise ValueError(

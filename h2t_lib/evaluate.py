@@ -390,6 +390,9 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-samples", type=int, default=0, help="evaluate only the first N samples (0 = all)")
     p.add_argument("--noise-sigma", type=float, default=5.0, help="sigma (mm) of the GT + noise reference row")
+    from .train import add_data_arguments
+
+    add_data_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -406,11 +409,14 @@ def run(args) -> int:
         raise FileNotFoundError(f"data folder {data} does not exist")
     device = resolve_device(args.device)
     model, _ = load_model(args.ckpt, device=device, root_source=args.root_source)
-    dataset = _subset(open_dataset(data, args.split, model.cfg.image_size), args.max_samples)
-    splits = available_splits(data)
+    files = {"annot_subset": args.annot_subset or "", "image_check": args.image_check or "error"}
+    opened = open_dataset(data, args.split, model.cfg.image_size, **files)
+    files["annot_subset"] = getattr(opened, "annot_subset", None) or files["annot_subset"]  # mean-pose row: same folder
+    dataset = _subset(opened, args.max_samples)
+    splits = available_splits(data, files["annot_subset"])
     train_set = None
     if "train" in splits and args.split != "train":
-        train_set = open_dataset(data, "train", model.cfg.image_size)
+        train_set = open_dataset(data, "train", model.cfg.image_size, **files)
     else:
         print(f"note: no train split next to {args.split!r} in {data}; the mean-pose row uses the {args.split} split's own mean")
     res = evaluate(model, dataset, train_dataset=train_set, batch_size=args.batch_size, device=device,

@@ -18,8 +18,13 @@ The baseline reports it separately for
 A joint only counts when its hand's wrist is valid too (root-relative error needs the
 root); the loaders already enforce this, and the metric enforces it again.
 
-EPE (RHD, "RHP" in the paper): the mean Euclidean error over all valid joints pooled,
-root-relative per hand, mm.
+EPE (RHD, "RHP" in the paper), as RHD's own evaluation code computes it (lmb-freiburg/hand3d,
+behind the published RHD numbers): root-relative per hand, each keypoint's error averaged over
+the samples where it counts, then the mean of these per-keypoint means (keypoints that no
+sample counts are skipped), mm; a keypoint is one of a hand's 21, whichever hand was evaluated. Which keypoints count is the ``joint_valid`` given: the RHD
+loader's evaluation mask keeps the evaluated hand's *visible* keypoints (see
+:mod:`h2t_lib.data.rhd`). ``average="pooled"`` gives the rule used before: the mean over all
+counted keypoints pooled.
 
 All functions accept numpy arrays or torch tensors (any device, with or without grad) and
 compute in float64 numpy. Shapes: ``pred``, ``gt`` (N, 42, 3) in camera mm;
@@ -149,10 +154,29 @@ def per_sample_errors(pred, gt, joint_valid) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def epe(pred, gt, joint_valid) -> float:
-    """RHD end-point error: mean Euclidean error over all valid joints pooled, root-relative per hand, mm.
+EPE_AVERAGES = ("keypoint", "pooled")
 
-    NaN when no joint is valid.
+
+def epe(pred, gt, joint_valid, average: str = "keypoint") -> float:
+    """RHD end-point error, root-relative per hand, mm (see the module docstring).
+
+    ``average="keypoint"`` (default, RHD's protocol): the mean of per-keypoint means over the samples
+    where each keypoint counts, a keypoint being one of a hand's 21 (the right and the left hand's
+    thumb tip are one keypoint, as RHD evaluates one hand per frame); ``"pooled"``: the mean over all
+    counted keypoints pooled. The keypoints
+    that count are ``joint_valid`` (for RHD's protocol: the evaluated hand's visible ones). NaN when
+    none counts.
     """
-    err, valid = joint_errors(pred, gt, joint_valid)
-    return float(err[valid].mean()) if valid.any() else float("nan")
+    if average not in EPE_AVERAGES:
+        raise ValueError(f"average must be one of {EPE_AVERAGES}, got {average!r}")
+    err, valid = joint_errors(pred, gt, joint_valid)  # (N, 42)
+    if average == "pooled":
+        return float(err[valid].mean()) if valid.any() else float("nan")
+    # RHD's keypoints are a hand's 21: keypoint k of the right and of the left hand is one keypoint
+    hands = list(HAND_SLICE.values())
+    err21 = np.concatenate([err[:, sl] for sl in hands])  # (2N, 21)
+    valid21 = np.concatenate([valid[:, sl] for sl in hands])  # (2N, 21)
+    count = valid21.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_keypoint = np.where(count > 0, np.where(valid21, err21, 0.0).sum(axis=0) / np.maximum(count, 1), np.nan)
+    return _mean_skip_nan(per_keypoint)

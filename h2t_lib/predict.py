@@ -15,6 +15,10 @@ hardly depend on it.
 The model runs with ``root_source = "pred"`` (no ground truth here): its root head places
 the wrists, the keypoint-guided features project with them (Sec. 3.4).
 
+The image is used as viewers show it: a phone photo's EXIF orientation is applied (and said in
+the output's notes; ``exif_orientation`` in the JSON), so its pixel coordinates are those of the
+upright picture.
+
 Writes ``OUT/<image stem>_keypoints.json`` (for each of the 42 joints, named as
 :data:`h2t_lib.skeleton.JOINT_NAMES`: 3D camera mm, root-relative mm, 2D pixels in the
 original image, sigma in mm and a confidence ``1 - u`` with ``u`` the model's normalised
@@ -35,11 +39,21 @@ DEFAULT_FOCAL_FACTOR = 1.2  # focal = 1.2 * max(W, H) px when the intrinsics are
 BBOX_ENLARGE = 1.25  # a given hand box is enlarged by this factor (as the loaders do)
 
 
-def load_image(path):
-    """Open an image as RGB PIL; a missing path or a file that is not an image is a one-line error."""
-    from PIL import Image, UnidentifiedImageError
+#: what each EXIF orientation asks a viewer to do with the stored pixels (1: nothing)
+EXIF_ORIENTATIONS = {
+    2: "mirrored left-right", 3: "rotated 180 degrees", 4: "mirrored top-bottom",
+    5: "mirrored and rotated 90 degrees", 6: "rotated 90 degrees clockwise",
+    7: "mirrored and rotated 90 degrees", 8: "rotated 90 degrees counter-clockwise",
+}
 
+
+def read_image(path) -> tuple:
+    """(RGB PIL image as viewers show it, the EXIF orientation applied: 1 = none) of an image file.
+
+    A missing path, a folder, or a file that is empty, truncated or not an image is a one-line error.
+    """
     from .cli import UserError
+    from .data.files import DataFileError, open_image
 
     path = Path(path)
     if not path.exists():
@@ -47,13 +61,14 @@ def load_image(path):
     if path.is_dir():
         raise UserError(f"{path} is a folder; pass an image file (PNG, JPEG, ...)")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.convert("RGB")
-    except UnidentifiedImageError:
-        raise UserError(f"{path} is not an image PIL can read (PNG, JPEG, BMP, ...)") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise UserError(f"{path} could not be read as an image: {e}") from None
+        return open_image(path, "an image (PNG, JPEG, BMP, ...)")
+    except DataFileError as e:
+        raise UserError(str(e)) from None
+
+
+def load_image(path):
+    """Open an image as RGB PIL, as viewers show it (EXIF orientation applied); one-line errors."""
+    return read_image(path)[0]
 
 
 def square_box(bbox: Optional[Sequence[float]], width: int, height: int) -> np.ndarray:
@@ -70,9 +85,12 @@ def square_box(bbox: Optional[Sequence[float]], width: int, height: int) -> np.n
     return process_bbox((x, y, w, h), scale=BBOX_ENLARGE)
 
 
-def predict_image(model, image, focal=None, princpt=None, bbox=None) -> dict:
+def predict_image(model, image, focal=None, princpt=None, bbox=None, exif_orientation: Optional[int] = None) -> dict:
     """Both hands' 42 keypoints on one image (PIL or path), with the model's own root.
 
+    A path is read as viewers show it (its EXIF orientation applied); for a PIL image already read
+    with :func:`read_image`, pass the orientation it applied as ``exif_orientation`` so the output
+    says so. Pixel coordinates (``bbox``, ``princpt``, the output's ``uv``) are in the upright image.
     Returns a JSON-able dict (see the module docstring); ``"notes"`` lists the assumptions made.
     """
     import torch
@@ -82,9 +100,15 @@ def predict_image(model, image, focal=None, princpt=None, bbox=None) -> dict:
     from .data.transforms import make_crop, warp_image
 
     if not hasattr(image, "size"):
-        image = load_image(image)
+        image, exif_orientation = read_image(image)
     W, H = image.size
     notes = []
+    orientation = int(exif_orientation or 1)
+    if orientation != 1:
+        stored = (H, W) if orientation in (5, 6, 7, 8) else (W, H)
+        notes.append(f"the file's EXIF orientation {orientation} ({EXIF_ORIENTATIONS.get(orientation, '?')}) was "
+                     f"applied: the image is used upright, as viewers show it ({W}x{H}; the file stores "
+                     f"{stored[0]}x{stored[1]}); pixel coordinates (uv, --bbox, --princpt) are in the upright image")
     if focal is None:
         focal = (DEFAULT_FOCAL_FACTOR * max(W, H),) * 2
         notes.append(f"no --focal given: assumed focal = {DEFAULT_FOCAL_FACTOR} * max(W, H) = {focal[0]:.1f} px; "
@@ -133,6 +157,7 @@ def predict_image(model, image, focal=None, princpt=None, bbox=None) -> dict:
         })
     return {
         "image_size": [W, H],
+        "exif_orientation": orientation,
         "focal": focal.tolist(), "princpt": princpt.tolist(),
         "crop_box": [round(float(v), 2) for v in box], "crop_size": S,
         "root_mm": {h: root[i].round(2).tolist() for i, h in enumerate(HANDS)},
@@ -189,9 +214,10 @@ def run(args) -> int:
     from .evaluate import load_model
     from .utils import atomic_write_json
 
-    image = load_image(args.image)  # first: a bad image fails before the model loads
+    image, orientation = read_image(args.image)  # first: a bad image fails before the model loads
     model, _ = load_model(args.ckpt, device=args.device, root_source="pred")
-    res = predict_image(model, image, focal=args.focal, princpt=args.princpt, bbox=args.bbox)
+    res = predict_image(model, image, focal=args.focal, princpt=args.princpt, bbox=args.bbox,
+                        exif_orientation=orientation)
     res = {"image": str(args.image), "checkpoint": str(args.ckpt), **res}
     out = Path(args.out)
     stem = Path(args.image).stem

@@ -85,6 +85,8 @@ class TrainConfig:
     val_split: str = "auto"  # "auto": the first of test / val present in the data folder; "" = no validation
     max_train_samples: int = 0  # use only the first N training samples (0 = all)
     max_val_samples: int = 0  # validate on the first N samples of the validation split (0 = all)
+    annot_subset: str = ""  # InterHand2.6M annotations: "" = the folder holding the split; all|human_annot|machine_annot|v1.0
+    image_check: str = "error"  # InterHand2.6M image whose size differs from its annotation: "error" | "warn" (use it)
     steps_per_epoch: int = 0  # stop an epoch after this many steps (0 = one full pass)
     num_workers: int = -1  # DataLoader workers; -1 = auto (min(4, cpus) on CUDA; 0 on a CPU with <= 2 cores, else 2)
     # --- bookkeeping
@@ -273,10 +275,12 @@ def _is_rhd_folder(root: Path) -> bool:
     return any((root / d / f"anno_{d}.pickle").exists() for d in ("training", "evaluation"))
 
 
-def open_dataset(root, split: str, image_size: int, augment: bool = False, seed: int = 0):
+def open_dataset(root, split: str, image_size: int, augment: bool = False, seed: int = 0, annot_subset: str = "",
+                 image_check: str = "error"):
     """The dataset in ``root``: InterHand2.6M format (which the synthetic renderer writes) or RHD.
 
-    Uses :func:`h2t_lib.data.load_dataset` when the data package provides it.
+    Uses :func:`h2t_lib.data.load_dataset` when the data package provides it (``annot_subset`` ""
+    = found there, ``image_check``: see :class:`h2t_lib.data.InterHand26M`).
     """
     import inspect
 
@@ -287,7 +291,8 @@ def open_dataset(root, split: str, image_size: int, augment: bool = False, seed:
         raise FileNotFoundError(f"data folder {root} does not exist; render one with "
                                 f"`python -m h2t_lib synth --out {root} --split train --num 1000`")
     if hasattr(data, "load_dataset"):
-        kw = {"image_size": image_size, "augment": augment, "seed": seed}
+        kw = {"image_size": image_size, "augment": augment, "seed": seed, "annot_subset": annot_subset or None,
+              "image_check": image_check}
         accepted = inspect.signature(data.load_dataset).parameters
         if not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
             kw = {k: v for k, v in kw.items() if k in accepted}
@@ -301,21 +306,21 @@ def open_dataset(root, split: str, image_size: int, augment: bool = False, seed:
     return InterHand26M(root, split, image_size=image_size, augment=augment, seed=seed)
 
 
-def available_splits(root) -> list:
-    """Splits present in a data folder (by their annotation files), e.g. ["train", "test"]."""
-    root = Path(root)
-    if _is_rhd_folder(root):
-        return [s for s, d in (("train", "training"), ("test", "evaluation")) if (root / d / f"anno_{d}.pickle").exists()]
-    return [s for s in ("train", "val", "test") if any((root / "annotations").glob(f"*/InterHand2.6M_{s}_data.json"))]
+def available_splits(root, annot_subset: str = "") -> list:
+    """Splits present in a data folder (by their annotation files), e.g. ["train", "test"]: see
+    :func:`h2t_lib.data.available_splits` (``annot_subset`` "" = in any annotation folder)."""
+    from .data import available_splits as present
+
+    return present(root, annot_subset or None)
 
 
-def pick_val_split(root, val_split: str, train_split: str) -> Optional[str]:
+def pick_val_split(root, val_split: str, train_split: str, annot_subset: str = "") -> Optional[str]:
     """The validation split: the requested one, or (auto) the first of test / val present."""
     if not val_split:
         return None
     if val_split != "auto":
         return val_split
-    present = available_splits(root)
+    present = available_splits(root, annot_subset)
     for split in ("test", "val"):
         if split in present and split != train_split:
             return split
@@ -621,14 +626,15 @@ def train(
 
     # --- data
     image_size = model.cfg.image_size
+    files = {"annot_subset": train_cfg.annot_subset, "image_check": train_cfg.image_check}
     train_set = _subset(open_dataset(data_dir, train_cfg.train_split, image_size, augment=train_cfg.augment,
-                                     seed=train_cfg.seed), train_cfg.max_train_samples)
+                                     seed=train_cfg.seed, **files), train_cfg.max_train_samples)
     if len(train_set) == 0:
         raise ValueError(f"the {train_cfg.train_split!r} split of {data_dir} is empty")
-    val_name = pick_val_split(data_dir, train_cfg.val_split, train_cfg.train_split)
+    val_name = pick_val_split(data_dir, train_cfg.val_split, train_cfg.train_split, train_cfg.annot_subset)
     val_set = None
     if val_name:
-        val_set = _subset(open_dataset(data_dir, val_name, image_size, augment=False), train_cfg.max_val_samples)
+        val_set = _subset(open_dataset(data_dir, val_name, image_size, augment=False, **files), train_cfg.max_val_samples)
     history["data"] = {"dir": str(data_dir), "train_split": train_cfg.train_split, "train_samples": len(train_set),
                        "val_split": val_name, "val_samples": len(val_set) if val_set is not None else 0}
     workers = auto_workers(device) if train_cfg.num_workers < 0 else train_cfg.num_workers
@@ -865,7 +871,18 @@ def add_arguments(p) -> None:
                    help="override TrainConfig fields, model.FIELD or loss.FIELD, e.g. --set lr=1e-4 model.dim=64")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's own, all cores); 1 leaves a core for other work")
+    add_data_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_data_arguments(p) -> None:
+    """--annot-subset and --image-check (InterHand2.6M files; docs/your_data.md), shared with eval."""
+    p.add_argument("--annot-subset", default=None, metavar="NAME",
+                   help="InterHand2.6M annotation folder: all | human_annot | machine_annot | v1.0 "
+                        "(annotations/<split>/); default: the one folder holding the split")
+    p.add_argument("--image-check", default=None, choices=("error", "warn"),
+                   help="an InterHand2.6M image whose size differs from its annotation: error (default) or warn "
+                        "and use it as it is")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -883,6 +900,9 @@ def config_from_args(args) -> TrainConfig:
         changes["model_preset"] = args.model_preset
     elif args.init is not None:
         changes["model_preset"] = None  # the checkpoint's architecture, whatever it is
+    for key in ("annot_subset", "image_check"):
+        if getattr(args, key, None) is not None:
+            changes[key] = getattr(args, key)
     cfg = dataclasses.replace(cfg, **changes)
     cfg = parse_overrides(args.overrides, cfg)
     if not cfg.init:

@@ -248,17 +248,64 @@ def ours_to_rhd(ours: np.ndarray) -> np.ndarray:
     return rhd
 
 
+#: RHD fixture sample kinds: (what the sample shows, the expected hand type of the RHD loader's
+#: hands="mask" (the published protocol), "dominant" and "visible" modes)
+RHD_KINDS = {
+    0: ("only the right hand visible", "right", "right", "right"),
+    1: ("only the left hand visible", "left", "left", "left"),
+    2: ("both: right 21 visible keypoints, left 15", "right", "right", "interacting"),
+    3: ("a large close left hand (12 visible keypoints, more mask pixels) and a small far right hand "
+        "(21 visible)", "left", "right", "interacting"),
+    4: ("only the right hand, 3 of its fingertips invisible", "right", "right", "right"),
+}
+#: the right-hand fingertips (h2t order) kind 4 hides: thumb, index, middle tips
+RHD_HIDDEN_TIPS = (0, 4, 8)
+
+
+def _rhd_visibility(kind: int) -> np.ndarray:
+    vis = np.zeros(J)
+    if kind in (0, 2, 3, 4):
+        vis[RIGHT] = 1.0
+    if kind == 1:
+        vis[LEFT] = 1.0
+    if kind == 2:
+        vis[21:36] = 1.0  # 15 left keypoints visible
+    if kind == 3:
+        vis[[21 + j for j in (4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 20)]] = 1.0  # 12 left keypoints
+    if kind == 4:
+        vis[list(RHD_HIDDEN_TIPS)] = 0.0
+    return vis
+
+
+def draw_rhd_mask(size: int, uv: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    """An RHD-style segmentation mask: a disk around each visible keypoint of each hand, radius 8% of
+    the hand's 2D extent (a close hand is large); ids 2..17 left hand parts, 18..33 right. (size, size) uint8."""
+    mask = np.zeros((size, size), np.uint8)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    for sl, first_id in ((LEFT, 2), (RIGHT, 18)):
+        hand_uv = uv[sl]
+        radius = max(2.0, 0.08 * float(np.linalg.norm(hand_uv.max(0) - hand_uv.min(0))))
+        for k in np.flatnonzero(vis[sl] > 0):
+            disk = (xs - hand_uv[k, 0]) ** 2 + (ys - hand_uv[k, 1]) ** 2 <= radius**2
+            mask[disk] = first_id + k % 16
+    return mask
+
+
 def make_rhd_fixture(root, split: str = "evaluation", n: int = 3, *, size: int = 320, seed: int = 0,
-                     dot_sigma: float = 2.0) -> dict:
+                     dot_sigma: float = 2.0, kinds=None) -> dict:
     """Write ``n`` RHD samples under ``root/<split>`` in the release's format; return their ground truth.
 
-    Sample i shows: i % 3 == 0 only the right hand visible; 1 only the left; 2 both (right
-    21 visible keypoints, left 15). Expected hand types: "dominant" mode right / left / right,
-    "visible" mode right / left / interacting.
+    Sample i is of kind ``kinds[i]`` (default ``i % 3``), see :data:`RHD_KINDS`: 0 only the right hand
+    visible; 1 only the left; 2 both (right 21 visible keypoints, left 15); 3 a large close left hand
+    with 12 visible keypoints and a small far right hand with 21; 4 the right hand with three fingertips
+    invisible. Expected hand types: "mask" (default) and "dominant" modes right / left / right for kinds
+    0-2, "visible" mode right / left / interacting; kind 3: mask left, dominant right, visible interacting.
+    The masks (``mask/%05d.png``) hold a disk of hand-part ids around each visible keypoint.
 
-    Returns ``{"root", "split", "samples": [dict]}``; each dict: id, path, joints_cam (42,3) in h2t's
+    Returns ``{"root", "split", "samples": [dict]}``; each dict: id, kind, path, joints_cam (42,3) in h2t's
     order and mm (the known skeleton), xyz (42,3) metres in RHD order (as written), uv_vis (42,3), K (3,3),
-    hand_type_dominant, hand_type_visible, dot_joint (h2t index).
+    vis (42,) in h2t's order, mask_px (right, left) hand pixels of the mask, hand_type_mask,
+    hand_type_dominant, hand_type_visible, dot_joint (h2t index, on the "mask" mode's hand).
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -266,23 +313,24 @@ def make_rhd_fixture(root, split: str = "evaluation", n: int = 3, *, size: int =
         (root / split / sub).mkdir(parents=True, exist_ok=True)
     anno, gts = {}, []
     for i in range(n):
-        kind = i % 3
+        kind = i % 3 if kinds is None else int(kinds[i])
         right = make_hand(rng, np.array([-45.0, 45.0, 480.0]) + rng.normal(0, 5, 3))
         left = make_hand(rng, np.array([45.0, 45.0, 500.0]) + rng.normal(0, 5, 3), mirror=True)
+        if kind == 3:  # the left hand close to the camera, the right one far
+            left = left + np.array([0.0, 0.0, -250.0])
+            right = right + np.array([0.0, 0.0, 220.0])
         ours = np.concatenate([right, left])  # (42, 3) mm, h2t order
         fx = 300.0 + 10.0 * i
         K = np.array([[fx, 0.0, 160.0 + i], [0.0, fx + 3.0, 158.0], [0.0, 0.0, 1.0]])
         uv = project(ours, (K[0, 0], K[1, 1]), (K[0, 2], K[1, 2]))  # (42, 2), h2t order
-        vis = np.zeros(J)
-        if kind in (0, 2):
-            vis[RIGHT] = 1.0
-        if kind == 1:
-            vis[LEFT] = 1.0
-        if kind == 2:
-            vis[21:36] = 1.0  # 15 left keypoints visible
-        dominant = ("right", "left", "right")[kind]
-        visible = ("right", "left", "interacting")[kind]
-        dot_joint = MIDDLE_TIP + (21 if dominant == "left" else 0)
+        vis = _rhd_visibility(kind)
+        _, intended, dominant, visible = RHD_KINDS[kind]
+        mask = draw_rhd_mask(size, uv, vis)
+        mask_px = np.array([(mask >= 18).sum(), ((mask >= 2) & (mask <= 17)).sum()])
+        mask_hand = "right" if mask_px[0] >= mask_px[1] else "left"  # what the written mask says (tie: right)
+        if size >= 320:  # the release's size: the hands lie inside the image, the mask says what the kind means
+            assert mask_hand == intended, (kind, mask_px)
+        dot_joint = MIDDLE_TIP + (21 if mask_hand == "left" else 0)
 
         xyz = ours_to_rhd(ours) / 1000.0  # metres, RHD order
         uv_vis = ours_to_rhd(np.concatenate([uv, vis[:, None]], axis=1))
@@ -290,12 +338,13 @@ def make_rhd_fixture(root, split: str = "evaluation", n: int = 3, *, size: int =
 
         path = root / split / "color" / f"{i:05d}.png"
         Image.fromarray(draw_dot(size, size, uv[dot_joint], dot_sigma)).save(path)
-        Image.fromarray(np.zeros((size, size), np.uint8)).save(root / split / "mask" / f"{i:05d}.png")
+        Image.fromarray(mask).save(root / split / "mask" / f"{i:05d}.png")
         depth = np.zeros((size, size, 3), np.uint8)  # depth = (R * 256 + G) / (2^16 - 1) * 5 m
         depth[..., 0], depth[..., 1] = 0x33, 0x33  # ~1 m everywhere
         Image.fromarray(depth).save(root / split / "depth" / f"{i:05d}.png")
-        gts.append(dict(id=i, path=path, joints_cam=ours, xyz=xyz, uv_vis=uv_vis, K=K,
-                        hand_type_dominant=dominant, hand_type_visible=visible, dot_joint=dot_joint))
+        gts.append(dict(id=i, kind=kind, path=path, joints_cam=ours, xyz=xyz, uv_vis=uv_vis, K=K, vis=vis,
+                        mask_px=mask_px, hand_type_mask=mask_hand, hand_type_dominant=dominant,
+                        hand_type_visible=visible, dot_joint=dot_joint))
     with open(root / split / f"anno_{split}.pickle", "wb") as f:
         pickle.dump(anno, f)
     return {"root": root, "split": split, "samples": gts}

@@ -148,11 +148,15 @@ def test_rhd_roundtrip_and_values(rhd):
 
 
 def test_rhd_visible_mode_gives_interacting(rhd):
-    ds = RHD(rhd["root"], "evaluation", image_size=S_RHD, hands="visible", min_visible=10)
+    ds = RHD(rhd["root"], "evaluation", image_size=S_RHD, hands="visible", min_visible=10, keypoints="known")
     for i, g in enumerate(rhd["samples"]):
         s = ds[i]
         assert s["hand_type"] == g["hand_type_visible"]
         assert s["joint_valid"].sum() == (42 if g["hand_type_visible"] == "interacting" else 21)
+    # the evaluation mask (keypoints="auto" on the evaluation split): sample 2's left hand counts its 15 visible
+    # keypoints and its wrist
+    ev = RHD(rhd["root"], "evaluation", image_size=S_RHD, hands="visible", min_visible=10)
+    assert ev.keypoints == "visible" and ev.joint_valid(2)[21:].sum() == 16 and ev.joint_valid(2)[:21].sum() == 21
 
 
 # ----------------------------------------------------------------------------- geometry and augmentation

@@ -138,8 +138,9 @@ def test_mean_of_joint_means_not_pooled():
     # per-joint means: joint0 10, joint1 2, right wrist 0 -> mean (10 + 2 + 0) / 3 = 4
     assert got["single"] == pytest.approx(4.0)
     assert got["all"] == pytest.approx(4.0)
-    # pooled over all valid joints it would be (10 + 3*2 + 3*0) / 7
-    assert metrics.epe(pred, gt, valid) == pytest.approx(16.0 / 7.0)
+    # pooled over all valid joints it is (10 + 3*2 + 3*0) / 7; RHD's protocol (the default) averages per keypoint
+    assert metrics.epe(pred, gt, valid, average="pooled") == pytest.approx(16.0 / 7.0)
+    assert metrics.epe(pred, gt, valid) == pytest.approx(4.0)
     pj = metrics.per_joint_errors(pred, gt, valid)
     assert pj[0] == pytest.approx(10.0) and pj[1] == pytest.approx(2.0) and pj[20] == 0.0
     assert np.isnan(pj[2]) and np.isnan(pj[41])
@@ -173,8 +174,11 @@ def test_per_sample_and_epe_match_loops(rng):
             if valid[n, j] and valid[n, ROOT_INDEX[h]]:
                 d = (pred[n, j] - pred[n, ROOT_INDEX[h]]) - (gt[n, j] - gt[n, ROOT_INDEX[h]])
                 pooled.append(np.sqrt((d**2).sum()))
-    assert metrics.epe(pred, gt, valid) == pytest.approx(np.mean(pooled), rel=1e-12)
+    assert metrics.epe(pred, gt, valid, average="pooled") == pytest.approx(np.mean(pooled), rel=1e-12)
     assert math.isnan(metrics.epe(pred, gt, np.zeros_like(valid)))
+    assert math.isnan(metrics.epe(pred, gt, np.zeros_like(valid), average="pooled"))
+    with pytest.raises(ValueError, match="average"):
+        metrics.epe(pred, gt, valid, average="median")
 
 
 def test_torch_inputs_equal_numpy(rng):

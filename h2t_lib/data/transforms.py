@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +35,7 @@ from PIL import Image
 
 from h2t_lib import skeleton
 from h2t_lib.camera import cam_to_pixel
+from h2t_lib.data.files import DataFileNotFoundError, open_image
 
 #: hand_type after a horizontal flip
 FLIPPED_HAND_TYPE = {"right": "left", "left": "right", "interacting": "interacting"}
@@ -267,12 +267,12 @@ def crop_sample(
 
 
 def load_image(path) -> Image.Image:
-    """Open an image file as RGB; a clear FileNotFoundError naming the file when it is missing."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    """An image file as RGB, as viewers show it (its EXIF orientation applied; without one, exactly as stored).
+
+    A missing, empty, truncated or non-image file raises a one-line error naming it
+    (:mod:`h2t_lib.data.files`).
+    """
+    return open_image(path, "an RGB image")[0]
 
 
 class CropDataset(torch.utils.data.Dataset):
@@ -298,7 +298,7 @@ class CropDataset(torch.utils.data.Dataset):
         index = int(index) % len(self)
         path = self.image_path(index)
         if not path.is_file():
-            raise FileNotFoundError(f"image not found: {path} ({self.missing_image_hint(index)})")
+            raise DataFileNotFoundError(f"image not found: {path} ({self.missing_image_hint(index)})")
         params = sample_augment(self.augment_config, self.seed, index, self.epoch) if self.augment else AugmentParams()
         return index, path, params
 
