@@ -44,8 +44,11 @@ def data_dir() -> Path:
     return ROOT / "runs" / ("course_data_fast" if fast() else "course_data")
 
 
-def ensure_data(splits=("test", "train"), progress: bool = True) -> Path:
-    """Render the course's splits unless they are there already; return the data folder."""
+def ensure_data(splits=("test", "train"), progress: bool = False) -> Path:
+    """Render the course's splits unless they are there already; return the data folder.
+
+    Quiet by default: a notebook cell that happens to render the data on first use (a fresh clone)
+    must print what it prints on every later run, or nbval sees an unexpected progress bar."""
     from h2t_lib.demo import ensure_split
 
     root = data_dir()

@@ -189,6 +189,9 @@ def depth_ambiguity_figure(joints_cam, valid=None, scales=(0.75, 1.0, 1.3), heig
                                line=dict(color="gray", width=1), hoverinfo="skip"))
     fig.add_trace(go.Scatter3d(x=[0], y=[0], z=[0], mode="markers", name="camera",
                                marker=dict(size=4, color="black", symbol="diamond")))
+    # seen from the side (x right of the camera, y down stays down): from the camera itself the three
+    # poses coincide, which is the point but shows nothing; rotate to the camera's view to see that
+    fig.update_layout(scene_camera=dict(up=dict(x=0, y=-1, z=0), eye=dict(x=2.0, y=-0.5, z=-0.4)))
     return fig
 
 

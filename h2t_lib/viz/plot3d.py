@@ -22,10 +22,18 @@ from h2t_lib.viz.skeleton2d import HAND_COLORS, joint_color
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
 
 
-def setup_notebook(renderer: str = "plotly_mimetype") -> bool:
-    """Set the plotly renderer for the course notebooks; return whether ``H2T_FAST`` is on."""
+def setup_notebook(renderer: str = "h2t") -> bool:
+    """Set the plotly renderer for the course notebooks; return whether ``H2T_FAST`` is on.
+
+    The default ``"h2t"`` renderer (:mod:`h2t_lib.viz.static`) puts a PNG of each plotly figure in
+    the same output as the rotatable one, so the committed notebooks show it without a kernel.
+    """
     import plotly.io as pio
 
+    if renderer == "h2t":
+        from h2t_lib.viz.static import register_renderer
+
+        register_renderer("h2t")
     pio.renderers.default = renderer
     try:  # matplotlib Figures (built without pyplot) display inline when a cell returns them
         from IPython import get_ipython
