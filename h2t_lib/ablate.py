@@ -80,7 +80,9 @@ def train_and_evaluate(data_dir, run_dir, model_over: dict, loss_over: dict, see
                        device: str = "auto") -> dict:
     """One run: train (or reuse a finished ``result.json``), evaluate on the test split, return the result."""
     from .evaluate import evaluate, load_model
-    from .train import TrainConfig, open_dataset, train, _scaled_step
+    from .data.loading import open_dataset
+    from .train import TrainConfig, train
+    from .train_config import _scaled_step
 
     run_dir = Path(run_dir)
     done = run_dir / "result.json"

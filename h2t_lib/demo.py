@@ -96,8 +96,9 @@ def main_job(data_dir="runs/demo_data", out_dir="runs/demo_finetune", ckpt=SHIPP
              fast=None, progress=True) -> dict:
     """Steps 1-5 of the module docstring; returns {"before": eval dict, "after": eval dict, "history": ...}."""
     from .evaluate import evaluate, format_table, load_model
-    from .train import TrainConfig, open_dataset, train
-    from .train import resolve_device
+    from .data.loading import open_dataset
+    from .train import TrainConfig, train
+    from .utils import resolve_device
 
     fast = is_fast() if fast is None else fast
     cfg = DemoConfig.fast() if fast else DemoConfig()
@@ -119,7 +120,7 @@ def main_job(data_dir="runs/demo_data", out_dir="runs/demo_finetune", ckpt=SHIPP
         shipped_history = extra.get("history")
         if shipped_history and shipped_history.get("epochs"):
             # how it was trained: the log stored in the checkpoint, as a curve and in two lines
-            from .train import plot_history
+            from .train_log import plot_history
 
             rows = shipped_history["epochs"]
             final = f"val_mpjpe_stage{model.cfg.effective_stages}"

@@ -75,8 +75,9 @@ def predict_dataset(
     import torch
     from tqdm.auto import tqdm
 
-    from .train import forward, make_loader, to_device
-    from .train import resolve_device
+    from .data.loading import make_loader, to_device
+    from .model.batch import forward
+    from .utils import resolve_device
 
     if root_source not in (None, "gt", "pred"):
         raise ValueError(f"root_source must be 'gt' or 'pred', got {root_source!r}")
@@ -120,6 +121,21 @@ def predict_dataset(
         res[k] = torch.cat(acc[k]).numpy()
     res["occlusion"] = res["occlusion"].reshape(-1)
     return res
+
+
+def validate(model, dataset, device, batch_size: int = 32, num_workers: int = 0, root_source=None) -> dict:
+    """MPJPE (mm; single / interacting / all) of every stage on ``dataset``: {"stage1": {...}, ...}.
+
+    What training reports after every epoch; :func:`evaluate` adds the reference rows and per-joint errors.
+    """
+    from .metrics import mpjpe
+
+    pred = predict_dataset(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
+                           root_source=root_source)
+    return {
+        f"stage{i + 1}": mpjpe(p, pred["joints_cam"], pred["joint_valid"], pred["hand_type"])
+        for i, p in enumerate(pred["p"])
+    }
 
 
 def dataset_joints(dataset) -> tuple:
@@ -368,7 +384,7 @@ def load_model(path, device="cpu", root_source: Optional[str] = None):
         if root_source not in ("gt", "pred"):
             raise UserError(f"--root-source must be gt or pred, got {root_source!r}")
         model.cfg = dataclasses.replace(model.cfg, root_source=root_source)
-    from .train import resolve_device
+    from .utils import resolve_device
 
     model.to(resolve_device(device))
     model.eval()
@@ -390,7 +406,7 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-samples", type=int, default=0, help="evaluate only the first N samples (0 = all)")
     p.add_argument("--noise-sigma", type=float, default=5.0, help="sigma (mm) of the GT + noise reference row")
-    from .train import add_data_arguments
+    from .data.loading import add_data_arguments
 
     add_data_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -398,8 +414,8 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from .cli import UserError
-    from .train import available_splits, open_dataset, _subset
-    from .train import resolve_device
+    from .data.loading import available_splits, open_dataset, subset
+    from .utils import resolve_device
     from .utils import atomic_write_json
 
     if args.batch_size < 1 or args.max_samples < 0:
@@ -412,7 +428,7 @@ def run(args) -> int:
     files = {"annot_subset": args.annot_subset or "", "image_check": args.image_check or "error"}
     opened = open_dataset(data, args.split, model.cfg.image_size, **files)
     files["annot_subset"] = getattr(opened, "annot_subset", None) or files["annot_subset"]  # mean-pose row: same folder
-    dataset = _subset(opened, args.max_samples)
+    dataset = subset(opened, args.max_samples)
     splits = available_splits(data, files["annot_subset"])
     train_set = None
     if "train" in splits and args.split != "train":
@@ -425,8 +441,8 @@ def run(args) -> int:
     print(f"{args.ckpt} on {data} [{args.split}]")
     print(format_table(res))
     if args.json:
-        from .train import _jsonable
+        from .utils import jsonable
 
-        atomic_write_json(args.json, _jsonable(res))
+        atomic_write_json(args.json, jsonable(res))
         print(f"wrote {args.json}")
     return 0

@@ -38,7 +38,8 @@ def measure(train_cfg, data_dir, threads: int, steps: int, workers: int) -> dict
     from .losses import Handformer2TLoss
     from .model import Handformer2T
     from .model.backbone import ResNetBackbone
-    from .train import EpochDataset, forward, make_loader, open_dataset
+    from .data.loading import EpochDataset, make_loader, open_dataset
+    from .model.batch import forward
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -103,7 +104,7 @@ def run(args) -> int:
     import dataclasses
 
     from .bench import _cpu_name
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     if args.steps < 1 or any(t < 1 for t in args.threads) or args.workers < 0:
         raise UserError("--steps and --threads must be >= 1, --workers >= 0")

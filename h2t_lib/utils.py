@@ -17,15 +17,41 @@ def is_fast() -> bool:
     return os.environ.get("H2T_FAST", "0") not in ("", "0", "false", "False")
 
 
-def resolve_device(device: str = "auto"):
-    """'auto' -> CUDA when present, else CPU. Returns a torch.device."""
+def resolve_device(device="auto"):
+    """'auto' -> CUDA when present, else CPU; "cpu", "cuda", "cuda:1", ... or a torch.device (returned as is).
+
+    Returns a torch.device. Raises :class:`h2t_lib.cli.UserError` (one line in the CLI) for CUDA
+    asked for where there is none, or a name torch does not know.
+    """
     import torch
 
+    from .cli import UserError
+
+    if isinstance(device, torch.device):
+        return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} was asked for but CUDA is not available here; use --device cpu or auto")
-    return torch.device(device)
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device={device!r} was asked for but CUDA is not available here; use --device cpu or auto")
+    try:
+        return torch.device(device)
+    except RuntimeError as e:
+        raise UserError(f"device={device!r}: {e}") from None
+
+
+def jsonable(x):
+    """``x`` (dicts, lists, numpy scalars, floats) as strict JSON can hold it: NaN / inf become None."""
+    import math
+
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, (np.floating, np.integer)):
+        return jsonable(x.item())
+    return x
 
 
 def seed_everything(seed: int) -> None:

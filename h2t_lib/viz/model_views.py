@@ -298,7 +298,7 @@ def coarse_attention(model, samples) -> np.ndarray:
     """
     import torch
 
-    from h2t_lib.train import gt_roots
+    from h2t_lib.model.batch import gt_roots
 
     batch = stack_samples(samples)
     maps = model.get_attention_maps(batch["image"], batch["focal"], batch["princpt"], root_cam=gt_roots(batch))
@@ -423,7 +423,7 @@ def uncertainty_error_figure(data: dict, title: str | None = None):
         ax2.plot([0, hi], [0, k * hi], "k--", linewidth=0.8, label=f"error = {k:.2f} sigma")
     ax2.set_xlabel("mean predicted sigma (mm)")
     ax2.set_ylabel("mean actual error (mm)")
-    ax2.set_title("per joint (42 joints, wrists left out)", fontsize=8)
+    ax2.set_title("per joint (40 joints: the 2 wrists, 0 by construction, left out)", fontsize=8)
     ax2.legend(fontsize=7)
     fig.tight_layout(pad=0.3)
     return fig

@@ -160,7 +160,7 @@ def stage_predictions(model, sample: dict, root_source: str = "gt") -> dict:
     import torch
 
     from h2t_lib.camera import cam_to_pixel
-    from h2t_lib.train import gt_roots
+    from h2t_lib.model.batch import gt_roots
 
     if root_source not in ("gt", "pred"):
         raise ValueError(f"root_source must be 'gt' or 'pred', got {root_source!r}")
@@ -513,7 +513,7 @@ def train_loss_variant(model_cfg, dataset, loss: str = "rle", steps: int = 40, b
 
     from h2t_lib.losses import Handformer2TLoss, LossConfig
     from h2t_lib.model import Handformer2T
-    from h2t_lib.train import forward
+    from h2t_lib.model.batch import forward
     from h2t_lib.utils import seed_everything
 
     if loss not in ("rle", "l1"):

@@ -1,0 +1,190 @@
+"""What a training run is made of and how it is kept: model, loss (with its flows), optimizer, history.
+
+* :func:`start_run`: a fresh run (optionally from ``init`` weights, fine-tuning) or one resumed from
+  ``last.pt``;
+* :func:`save_epoch`: ``last.pt`` (everything needed to continue: weights, optimizer, scheduler, the
+  loss's flows, the AMP scaler, RNG states, the history) and, when the epoch is the best so far,
+  ``best.pt`` (weights, flows, history);
+* :func:`export_checkpoint`: a run's model as a small file to ship.
+
+The checkpoint format is :mod:`h2t_lib.checkpoint`'s; a distributed run stores the bare model
+(not its DistributedDataParallel wrapper), so its files load like any other.
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .train_config import TrainConfig
+from .utils import seed_everything
+
+
+@dataclass
+class Run:
+    """A run's training objects and where it stands (``epoch`` = the last finished one, 0 when fresh)."""
+
+    cfg: TrainConfig
+    model: torch.nn.Module
+    criterion: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    history: dict
+    epoch: int = 0
+    step: int = 0
+    state: Optional[dict] = None  # last.pt's train_state when resumed (scheduler, scaler)
+
+
+def start_run(train_cfg: Optional[TrainConfig], out_dir, resume: bool, epochs: Optional[int], device) -> Run:
+    """A fresh run from ``train_cfg`` or, with ``resume``, the run in ``out_dir/last.pt`` (its stored config).
+
+    ``epochs`` overrides the number of epochs. Raises FileNotFoundError / ValueError (one line) when
+    there is nothing to resume or no config to start from.
+    """
+    from .checkpoint import load_checkpoint
+
+    last_path = Path(out_dir) / "last.pt"
+    if not resume:
+        if train_cfg is None:
+            raise ValueError("train(): a TrainConfig is needed to start a run (only resume=True can do without)")
+        if epochs is not None:
+            train_cfg = dataclasses.replace(train_cfg, epochs=epochs)
+        model, criterion, optimizer = build(train_cfg, device)
+        history = {"config": train_cfg.to_dict(), "model_config": model.cfg.to_dict(), "epochs": [], "steps": [],
+                   "best": None}
+        return Run(train_cfg, model, criterion, optimizer, history)
+    if not last_path.exists():
+        raise FileNotFoundError(f"--resume: {last_path} does not exist (nothing to continue); drop --resume to start")
+    model, extra = load_checkpoint(last_path, map_location="cpu")
+    state = extra.get("train_state")
+    if state is None:
+        raise ValueError(f"{last_path} holds weights but no training state; it cannot be resumed")
+    train_cfg = TrainConfig.from_dict(extra["train_config"])
+    if epochs is not None:
+        train_cfg = dataclasses.replace(train_cfg, epochs=epochs)
+    # rebuild the training objects around the loaded model, then load their states
+    criterion = _criterion(model, train_cfg, device)
+    criterion.load_state_dict(state["criterion"])
+    optimizer = _optimizer(model, criterion, train_cfg)
+    optimizer.load_state_dict(state["optimizer"])
+    history = extra["history"]
+    history["config"] = train_cfg.to_dict()
+    set_rng_state(state["rng"])
+    return Run(train_cfg, model, criterion, optimizer, history, int(state["epoch"]), int(state["step"]), state)
+
+
+def build(train_cfg: TrainConfig, device):
+    """(model, criterion, optimizer) of a fresh run, on ``device``; weights from ``train_cfg.init`` if set."""
+    from .checkpoint import load_checkpoint
+    from .model import Handformer2T
+
+    seed_everything(train_cfg.seed)
+    if train_cfg.init:
+        # Fine-tuning: the architecture is the checkpoint's. With a model preset named, the
+        # checkpoint must match it (load_checkpoint says which fields differ).
+        expected = train_cfg.model_config() if train_cfg.model_preset else None
+        model, init_extra = load_checkpoint(train_cfg.init, map_location="cpu", expected_config=expected)
+        if train_cfg.model and expected is None:
+            model.cfg = dataclasses.replace(model.cfg, **_runtime_only(train_cfg.model, model.cfg))
+        model.float()
+    else:
+        init_extra = {}
+        if not train_cfg.model_preset:
+            raise ValueError("TrainConfig.model_preset is empty: name a model preset (or set init= a checkpoint)")
+        model = Handformer2T(train_cfg.model_config())
+    criterion = _criterion(model, train_cfg, device)
+    # Fine-tuning continues with the checkpoint's trained flows (Eq. 19) when it carries them:
+    # fresh flows would make the first steps' likelihood, and its gradients, meaningless.
+    flows = init_extra.get("criterion") or (init_extra.get("train_state") or {}).get("criterion")
+    if flows is not None:
+        try:
+            criterion.load_state_dict(flows)
+        except RuntimeError:
+            print(f"note: the flows stored in {train_cfg.init} do not fit this loss config; starting with fresh flows")
+    return model, criterion, _optimizer(model, criterion, train_cfg)
+
+
+def _criterion(model, train_cfg: TrainConfig, device):
+    """The loss of Eq. 21 for ``model``; puts the model (channels-last) and the loss on ``device``."""
+    from .losses import Handformer2TLoss
+
+    criterion = Handformer2TLoss(model.cfg, train_cfg.loss_config())
+    model.to(device, memory_format=torch.channels_last)  # NHWC convolutions: ~15% faster on CPU
+    return criterion.to(device)
+
+
+def _optimizer(model, criterion, train_cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam over the model's and the loss's (flows') trainable parameters."""
+    params = [p for p in list(model.parameters()) + list(criterion.parameters()) if p.requires_grad]
+    return torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+
+
+def _runtime_only(overrides: dict, cfg) -> dict:
+    """With --init the architecture is the checkpoint's: only runtime fields may be overridden."""
+    from .config import RUNTIME_FIELDS
+
+    arch = sorted(k for k in overrides if k not in RUNTIME_FIELDS)
+    if arch:
+        raise ValueError(
+            f"model overrides {arch} change the architecture, but --init fixes it to the checkpoint's "
+            f"({cfg.name}); drop them or train from scratch without --init"
+        )
+    return overrides
+
+
+def save_epoch(run: Run, out_dir, epoch: int, step: int, scheduler, scaler_state, improved: bool, best: dict) -> None:
+    """``last.pt`` with the full training state after ``epoch``; ``best.pt`` too when ``improved``.
+
+    ``best``: the history's {"epoch", "metric", "value"} of the best epoch. Both files written atomically.
+    """
+    from .checkpoint import save_checkpoint
+    from .utils import jsonable
+
+    out_dir = Path(out_dir)
+    train_state = {
+        "optimizer": run.optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "criterion": run.criterion.state_dict(), "scaler": scaler_state, "epoch": epoch, "step": step,
+        "rng": rng_state(),
+    }
+    cfg = run.cfg.to_dict()
+    save_checkpoint(out_dir / "last.pt", run.model, train_state=train_state, train_config=cfg,
+                    history=jsonable(run.history))
+    if improved:
+        save_checkpoint(out_dir / "best.pt", run.model, train_config=cfg, history=jsonable(run.history),
+                        criterion=run.criterion.state_dict(), epoch=epoch, metric=best["metric"], value=best["value"])
+
+
+def rng_state() -> dict:
+    """The python, numpy, torch (and CUDA) generators' states, saved in last.pt."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` saved (the CUDA part only where CUDA is)."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def export_checkpoint(src, dst, half: bool = True, **info):
+    """Ship a run's model: weights (float16 by default) + config + the run's train config and log.
+
+    The optimizer and the rest of the training state are dropped; the loss's flows are kept
+    (``criterion``, for fine-tuning). ``info`` is stored too (e.g. the data command). Returns the path.
+    """
+    from .checkpoint import load_checkpoint, save_checkpoint
+
+    model, extra = load_checkpoint(src)
+    keep = {k: extra[k] for k in ("train_config", "history", "criterion") if k in extra}
+    if "train_state" in extra:  # the loss's trained flows (small), so fine-tuning can continue with them
+        keep["criterion"] = extra["train_state"]["criterion"]
+    return save_checkpoint(dst, model, half=half, source=str(src), **keep, **info)
