@@ -17,6 +17,7 @@ from h2t_lib.viz.skeleton2d import *  # noqa: F401,F403
 from h2t_lib.viz.skeleton2d import HAND_COLORS, draw_skeleton_2d, sample_grid  # noqa: F401
 from h2t_lib.viz.plot3d import hands_figure_3d, png_data_uri, sample_figure, setup_notebook, skeleton_traces  # noqa: F401
 from h2t_lib.viz.static import figure_png, mime_bundle, show, static_figure  # noqa: F401
+from h2t_lib.viz.model_diagram import model_figure, model_shapes  # noqa: F401
 from h2t_lib.viz.data_views import *  # noqa: F401,F403
 from h2t_lib.viz.model_views import *  # noqa: F401,F403
 from h2t_lib.viz.refine_views import *  # noqa: F401,F403

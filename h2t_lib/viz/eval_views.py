@@ -38,6 +38,7 @@ __all__ = [
     "TIMING_KEYS", "OCCLUSION_BINS", "loss_curve_figure", "update_loss_figure", "live_loss_callbacks",
     "loss_terms_figure", "strip_timing", "results_table", "per_joint_figure", "occlusion_breakdown", "occlusion_figure",
     "worst_samples", "project_prediction", "failure_gallery", "viewer_poses", "gt_vs_pred_figure",
+    "protocols_table", "refinement_changes", "per_axis_errors", "ranked_samples", "ranked_gallery",
 ]
 
 #: columns of a training log that measure wall-clock time (they differ between two identical runs)
@@ -391,3 +392,129 @@ def gt_vs_pred_figure(preds: dict, row: int, stages=(0, -1), height: int = 420):
     occ = float(preds["occlusion"][row])
     title = f"#{row} {preds['hand_type'][row]}, occ {occ:.2f}: " + ", ".join(errs)
     return hands_figure_3d(poses, valid=preds["joint_valid"][row], title=title, height=height)
+
+
+# --------------------------------------------------------------------------- #
+# The two wrist protocols side by side
+# --------------------------------------------------------------------------- #
+_PROTOCOL_NAMES = {"gt": "GT wrists", "pred": "own wrists"}
+_GROUPS = (("single", "MPJPE-S"), ("interacting", "MPJPE-I"), ("all", "MPJPE"))
+
+
+def protocols_table(results: dict, decimals: int = 1) -> str:
+    """``{"gt": evaluate(..., root_source="gt"), "pred": evaluate(..., root_source="pred")}`` as one
+    text table: a row per stage (and the reference rows), MPJPE-S / -I / all under each protocol.
+
+    "GT wrists" means KGFF (Eq. 13) projects each stage's pose with the ground-truth wrists, "own
+    wrists" with the model's root head; the coarse stage reads no wrists, so its row is the same.
+    """
+    srcs = [s for s in ("gt", "pred") if s in results]
+    first = results[srcs[0]]
+    head1 = f"{'':<26}" + "".join(f"| {_PROTOCOL_NAMES[s]:^26}" for s in srcs)
+    head2 = f"{'row':<26}" + "".join("| " + "".join(f"{g:>8} " for _, g in _GROUPS)[:-1] + " " for _ in srcs)
+    lines = [head1, head2]
+    for k, r in enumerate(first["rows"]):
+        name = r["name"]
+        name = "mean training pose" if name.startswith("reference: mean") else name
+        name = name if len(name) <= 25 else name[:22] + "..."
+        cells = []
+        for s in srcs:
+            rr = results[s]["rows"][k]
+            cells.append("| " + "".join(f"{rr[g]:8.{decimals}f} " if rr[g] is not None and np.isfinite(rr[g])
+                                        else f"{'-':>8} " for g, _ in _GROUPS))
+        lines.append(f"{name:<26}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def refinement_changes(results: dict, decimals: int = 1) -> list:
+    """One sentence per protocol: the final stage's MPJPE-S / -I / all minus the coarse stage's,
+    and whether that is lower or higher (the words a notebook's text should not have to guess)."""
+    out = []
+    for s in ("gt", "pred"):
+        if s not in results:
+            continue
+        res = results[s]
+        n = res["num_stages"]
+        coarse, final = res["rows"][0], res["rows"][n - 1]
+        parts = []
+        for g, label in _GROUPS:
+            d = final[g] - coarse[g]
+            word = "lower" if d < 0 else "higher" if d > 0 else "equal"
+            parts.append(f"{label} {d:+.{decimals}f} mm ({word})")
+        out.append(f"{_PROTOCOL_NAMES[s]}: final stage minus coarse: " + ", ".join(parts))
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Typical, best and worst: not only the failures (notebook 08)
+# --------------------------------------------------------------------------- #
+def per_axis_errors(pred_rel, joints_cam, valid) -> np.ndarray:
+    """Mean |error| along x, y, z (mm) of the root-relative joints, wrists left out (0 by construction).
+
+    pred_rel: (..., 42, 3) root-relative mm; joints_cam: (..., 42, 3) camera mm; valid: (..., 42).
+    Returns (3,) over every valid (sample, joint) pair given.
+    """
+    p = np.asarray(pred_rel, dtype=np.float64).reshape(-1, sk.NUM_JOINTS, 3)
+    g = sk.root_relative(np.asarray(joints_cam, dtype=np.float64).reshape(-1, sk.NUM_JOINTS, 3))
+    p = sk.root_relative(p)
+    v = np.asarray(valid).reshape(-1, sk.NUM_JOINTS) > 0
+    roots = [sk.ROOT_INDEX["right"], sk.ROOT_INDEX["left"]]
+    v = v & v[:, np.repeat(roots, sk.JOINTS_PER_HAND)]
+    v[:, roots] = False
+    if not v.any():
+        return np.full(3, np.nan)
+    return np.abs(p - g)[v].mean(axis=0)
+
+
+def ranked_samples(preds: dict, stage: int = -1) -> dict:
+    """``{"best", "typical", "worst"}``: the rows with the smallest, the median and the largest mean
+    joint error at ``stage`` (typical = the sample whose error is nearest the median)."""
+    from h2t_lib.metrics import per_sample_errors
+
+    err = np.asarray(per_sample_errors(preds["p"][stage], preds["joints_cam"], preds["joint_valid"]), dtype=float)
+    ok = np.flatnonzero(np.isfinite(err))
+    if len(ok) == 0:
+        raise ValueError("no sample has a valid joint")
+    e = err[ok]
+    return {"best": int(ok[np.argmin(e)]), "typical": int(ok[np.argmin(np.abs(e - np.median(e)))]),
+            "worst": int(ok[np.argmax(e)]), "errors": err}
+
+
+def ranked_gallery(dataset, preds_by_source: dict, stage: int = -1, cell_inches: float = 2.0, dpi: int = 80):
+    """Best, typical and worst test sample (columns) under each wrist protocol (rows: ``{"gt": preds,
+    "pred": preds}`` from :func:`h2t_lib.evaluate.predict_dataset` with ``root_source`` "gt" / "pred").
+
+    Each panel: the image, the ground truth in finger colours and the prediction of ``stage`` in black
+    dashes (at the ground-truth wrists: the metric ignores where a hand is), and in the title the
+    sample's error and its mean |error| along x, y and z. Returns (Figure, {source: ranked_samples}).
+    """
+    from matplotlib.figure import Figure
+
+    from h2t_lib.viz.skeleton2d import _as_hwc_uint8
+
+    srcs = [s for s in ("gt", "pred") if s in preds_by_source]
+    fig = Figure(figsize=(cell_inches * 3, (cell_inches + 0.35) * len(srcs)), dpi=dpi)
+    black = {"right": ("k",) * 5, "left": ("k",) * 5}
+    ranks = {}
+    for i, src in enumerate(srcs):
+        preds = preds_by_source[src]
+        rk = ranked_samples(preds, stage)
+        ranks[src] = rk
+        for k, which in enumerate(("best", "typical", "worst")):
+            r = rk[which]
+            s = dataset[r]
+            ax = fig.add_subplot(len(srcs), 3, i * 3 + k + 1)
+            im = _as_hwc_uint8(s["image"])
+            ax.imshow(im)
+            valid = np.asarray(s["joint_valid"]).reshape(-1)
+            draw_skeleton_2d(ax, s["joints_img"], valid, linewidth=1.5, markersize=5)
+            uv = project_prediction(preds["p"][stage][r], s["joints_cam"], s["focal"], s["princpt"])
+            draw_skeleton_2d(ax, uv, valid, colors=black, linewidth=1.0, markersize=3, dashes=(3, 2))
+            ax.set_xlim(-0.5, im.shape[1] - 0.5)
+            ax.set_ylim(im.shape[0] - 0.5, -0.5)
+            ax.set_xticks([]), ax.set_yticks([])
+            ex, ey, ez = per_axis_errors(preds["p"][stage][r], preds["joints_cam"][r], preds["joint_valid"][r])
+            ax.set_title(f"{_PROTOCOL_NAMES[src]}, {which}: #{r} {s['hand_type'][:5]}\n"
+                         f"{rk['errors'][r]:.0f} mm | x {ex:.0f} y {ey:.0f} z {ez:.0f}", fontsize=7)
+    fig.tight_layout(pad=0.3)
+    return fig, ranks
