@@ -397,8 +397,6 @@ def run(args) -> int:
     else:
         cfg = config_from_args(args)
     if args.threads is not None:
-        import torch
-
         if args.threads < 1:
             raise UserError(f"--threads {args.threads}: give 1 or more")
         torch.set_num_threads(args.threads)
