@@ -272,3 +272,28 @@ def test_mmd_switch_read_from_the_loss_overrides_of_ablate():
           "loss": {}}
     assert rv.ablation_key(off) == (False, True, True)
     assert rv.ablation_key(on) == (True, False, False)
+
+
+def test_seed_spread_turns_small_deltas_into_no_ordering(ablations_file):
+    a = rv.load_ablations(ablations_file)
+    p4 = rv.pair_ablation_rows(a, 4)
+    plain = rv.trend_agreement(p4)
+    big = max(abs(x["ours_delta"]) for x in plain)
+    assert not any(x["within_noise"] for x in plain)                    # noise 0: every pair is judged
+    noisy = rv.trend_agreement(p4, noise_mm=big)                        # a spread as large as every delta
+    assert all(x["within_noise"] for x in noisy)
+    lines = rv.agreement_lines(4, p4, noisy)
+    assert "0 of 0 pairwise orderings agree" in lines[0] and f"{len(noisy)} more within our seed spread" in lines[0]
+    assert all(line.endswith("within seed spread") for line in lines[1:])
+    assert rv.seed_spread_mm({"base_seed_mpjpe": [63.3, 62.9, 63.0]}) == pytest.approx(0.4)
+    assert rv.seed_spread_mm({"seed_spread_mm": 0.22, "base_seed_mpjpe": [1, 5]}) == 0.22
+    assert rv.seed_spread_mm(None) == 0.0
+
+
+def test_rank_matched_rows_name_our_run(ablations_file):
+    p5 = rv.pair_ablation_rows(rv.load_ablations(ablations_file), "5")
+    for p in p5:
+        if p["match"] == "rank":
+            k = rv.ablation_key(p["ours"])
+            assert p["label"] == f"{p['paper']['preset']} = ours d{k[1]}"     # the fixture sets no backbone
+    assert rv._short_key(("resnet18", 32), "5") == "r18-d32" and rv._short_key(("resnet34", "joint"), "6") == "r34 joint"

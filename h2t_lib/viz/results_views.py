@@ -39,6 +39,7 @@ __all__ = [
     "ablation_key",
     "pair_ablation_rows",
     "trend_agreement",
+    "seed_spread_mm",
     "agreement_lines",
     "ablation_figure",
     "paper_table1_figure",
@@ -316,6 +317,12 @@ def _rank_match(paper: list, p: dict, ours: list, keys: list, t: str):
     return next((r for r, k in cand if k[1] == want), None)
 
 
+def _short_key(key, t: str) -> str:
+    """Our run in the paper's preset spelling: ("resnet18", 32) -> "r18-d32", ("resnet34", "joint") -> "r34 joint"."""
+    bb = str(key[0]).replace("resnet", "r") + ("-" if t == "5" else " ") if key[0] else ""
+    return f"{bb}d{key[1]}" if t == "5" else f"{bb}{key[1]}"
+
+
 def pair_ablation_rows(ablations: Optional[dict], table) -> list:
     """Each of the paper's rows of Table ``table`` (4, 5 or 6) with our measured row for it.
 
@@ -353,16 +360,18 @@ def pair_ablation_rows(ablations: Optional[dict], table) -> list:
             r = _rank_match(paper, p, ours, keys, t)
             if r is not None:
                 hit, match = [r], "rank"
+                label = f"{label} = ours {_short_key(ablation_key(r), t)}"  # say which run stands for it
         out.append({"paper": p, "ours": hit[0] if hit else None, "match": match, "label": label})
     return out
 
 
-def trend_agreement(pairs: list, metric: str = "mpjpe") -> list:
+def trend_agreement(pairs: list, metric: str = "mpjpe", noise_mm: float = 0.0) -> list:
     """For every two rows that both the paper and we measured: does the same one win?
 
-    Returns ``[{"a", "b", "paper_delta", "ours_delta", "agree"}]`` with delta = MPJPE(b) - MPJPE(a) in mm
-    (negative: b is better) and agree = the deltas have the same sign (a tie, |delta| < 1e-9, agrees
-    only with a tie).
+    Returns ``[{"a", "b", "paper_delta", "ours_delta", "agree", "within_noise"}]`` with delta =
+    MPJPE(b) - MPJPE(a) in mm (negative: b is better) and agree = the deltas have the same sign (a tie,
+    |delta| < 1e-9, agrees only with a tie). ``within_noise``: |ours_delta| <= ``noise_mm`` (e.g. the
+    seed-to-seed spread stored in ``docs/ablations.json``), an ordering our runs cannot tell.
     """
     done = [p for p in pairs if p["ours"] is not None and p["ours"].get(metric) is not None]
     out = []
@@ -373,7 +382,7 @@ def trend_agreement(pairs: list, metric: str = "mpjpe") -> list:
             od = b["ours"][metric] - a["ours"][metric]
             sign = lambda x: 0 if abs(x) < 1e-9 else (1 if x > 0 else -1)  # noqa: E731
             out.append({"a": a["label"], "b": b["label"], "paper_delta": pd, "ours_delta": od,
-                        "agree": sign(pd) == sign(od)})
+                        "agree": sign(pd) == sign(od), "within_noise": abs(od) <= noise_mm})
     return out
 
 
@@ -383,14 +392,28 @@ def agreement_lines(table, pairs: list, agreement: list) -> list:
     n_ours = sum(p["ours"] is not None for p in pairs)
     if n_ours == 0:
         return [f"Table {t}: none of the paper's rows measured yet ({ABLATE_HINT})."]
+    noisy = [a for a in agreement if a.get("within_noise")]
+    clear = [a for a in agreement if not a.get("within_noise")]
     lines = [f"Table {t}: {n_ours} of {len(pairs)} rows measured"
              + (" (matched by rank, not by the paper's sizes)" if any(p["match"] == "rank" for p in pairs) else "")
-             + (f"; {sum(a['agree'] for a in agreement)} of {len(agreement)} pairwise orderings agree with the paper."
+             + (f"; {sum(a['agree'] for a in clear)} of {len(clear)} pairwise orderings agree with the paper"
+                + (f", {len(noisy)} more within our seed spread (no ordering)" if noisy else "") + "."
                 if agreement else "; too few rows to compare an ordering.")]
     for a in agreement:
+        verdict = "within seed spread" if a.get("within_noise") else ("agree" if a["agree"] else "DISAGREE")
         lines.append(f"  {a['a']} -> {a['b']}: paper {a['paper_delta']:+.2f} mm, ours {a['ours_delta']:+.2f} mm: "
-                     + ("agree" if a["agree"] else "DISAGREE"))
+                     + verdict)
     return lines
+
+
+def seed_spread_mm(ablations: Optional[dict]) -> float:
+    """The seed-to-seed spread (mm) of the base configuration stored by ``ablate --extra-seeds``
+    (max - min of its MPJPE over seeds); 0.0 when the file has none."""
+    v = (ablations or {}).get("seed_spread_mm")
+    if v is None:
+        seeds = (ablations or {}).get("base_seed_mpjpe") or []
+        v = max(seeds) - min(seeds) if len(seeds) > 1 else 0.0
+    return float(v)
 
 
 def ablation_figure(pairs: list, table, metric: str = "mpjpe"):
