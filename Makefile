@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test unit nbval lab notebooks bench screenshots clean help
+.PHONY: setup demo test unit nbval lab notebooks bench gpu-run screenshots clean help
 
 help:
 	@echo "make demo   set up .venv, render synthetic data, evaluate + fine-tune, print results"
@@ -13,6 +13,7 @@ help:
 	@echo "make notebooks  re-execute the notebooks in place (fast run, outputs kept; NB=05_*.ipynb for one)"
 	@echo "make screenshots  JupyterLab in headless Chromium: docs/screenshots/*.png"
 	@echo "make bench  run the speed/size benchmark (DEVICE=cpu|cuda) -> docs/bench_DEVICE.json"
+	@echo "make gpu-run  train PRESET (paper) on samples rendered on the fly for MINUTES (10), then evaluate"
 
 # Idempotent: re-installs only when pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -37,6 +38,27 @@ lab: $(STAMP)
 DEVICE ?= cpu
 bench: $(STAMP)
 	$(PY) -m h2t_lib bench --device $(DEVICE) --json docs/bench_$(DEVICE).json
+
+# One command for a GPU you have for a few minutes (README, "Real data and a GPU"; docs/scale.md):
+# validation images rendered on this machine's CPUs, training samples rendered on the fly in the
+# loader's workers (no image folder), mixed precision on CUDA, a wall-clock budget that stops with a
+# checkpoint and its validation, then the evaluation table. MINUTES is the training's budget; the
+# validation images and the evaluation come on top (seconds on a 16-core machine).
+# On CPU, as tested: make gpu-run PRESET=tiny SIZE=64 MINUTES=1 EPOCHS=100000 TRAIN_DEVICE=cpu RUN=/tmp/gpu_run
+# (SET="key=value ..." passes --set overrides; EPOCHS overrides the preset's number of epochs.)
+PRESET       ?= paper
+MINUTES      ?= 10
+SIZE         ?= 256
+VAL_NUM      ?= 500
+TRAIN_DEVICE ?= auto
+RUN          ?= runs/gpu_$(PRESET)
+gpu-run: $(STAMP)
+	$(PY) -m h2t_lib synth --out $(RUN)_val --split test --num $(VAL_NUM) --size $(SIZE) --seed 7 \
+		--workers $(shell env -u OMP_NUM_THREADS nproc) --no-progress
+	$(PY) -m h2t_lib train --preset $(PRESET) --render --data $(RUN)_val --out $(RUN) --device $(TRAIN_DEVICE) \
+		--time-budget $(MINUTES) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SET),--set $(SET))
+	$(PY) -m h2t_lib eval --ckpt $(RUN)/last.pt --data $(RUN)_val --split test --device $(TRAIN_DEVICE) \
+		--json $(RUN)/eval.json --quiet
 
 # Re-execute every notebook in place with the outputs of a fast run (what is committed).
 notebooks: $(STAMP)

@@ -6,6 +6,7 @@ Where does a training step's time go? For each torch thread count it measures, i
   read), on an in-memory batch: the ceiling, as every Handformer2T step runs this trunk;
 * **model step**: forward + loss (Eq. 21 + our terms) + backward + Adam step of the whole model, same batch;
 * **data**: the training loader alone (decode, crop, augment) with ``--workers`` DataLoader workers;
+  with ``--render``, samples rendered on the fly (``train --render``) instead of read from ``--data``;
 * **train loop**: the two together, as ``train`` runs them (loader -> step).
 
 ``model step / backbone`` says how much the tokenizers, transformer and refiner stages add;
@@ -33,20 +34,28 @@ def _rate(fn, batch: int, steps: int, warmup: int = 2) -> float:
     return batch * steps / (time.perf_counter() - t0)
 
 
-def measure(train_cfg, data_dir, threads: int, steps: int, workers: int) -> dict:
-    """images/s of the four parts above for one thread count (see the module docstring)."""
+def measure(train_cfg, data_dir, threads: int, steps: int, workers: int, render: bool = False) -> dict:
+    """images/s of the four parts above for one thread count (see the module docstring).
+
+    ``render``: the data are rendered on the fly (:class:`h2t_lib.data.stream.SynthStream`, ``data_dir`` unused).
+    """
+    from .data.loading import EpochDataset, make_loader, open_dataset
     from .losses import Handformer2TLoss
     from .model import Handformer2T
     from .model.backbone import ResNetBackbone
-    from .data.loading import EpochDataset, make_loader, open_dataset
     from .model.batch import forward
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     cfg = train_cfg.model_config()
     B, S = train_cfg.batch_size, cfg.image_size
-    dataset = EpochDataset(open_dataset(data_dir, train_cfg.train_split, S, augment=train_cfg.augment,
-                                        seed=train_cfg.seed))
+    if render:
+        from .data.stream import SynthStream
+
+        base = SynthStream(max(B * (steps + 2), 64), S, seed=train_cfg.seed, augment=train_cfg.augment)
+    else:
+        base = open_dataset(data_dir, train_cfg.train_split, S, augment=train_cfg.augment, seed=train_cfg.seed)
+    dataset = EpochDataset(base)
     loader = make_loader(dataset, B, True, torch.device("cpu"), workers, drop_last=True, persistent=False)
     batch = next(iter(loader))
     image = batch["image"].contiguous(memory_format=torch.channels_last)
@@ -75,7 +84,7 @@ def measure(train_cfg, data_dir, threads: int, steps: int, workers: int) -> dict
             it[0] = iter(loader)
             return next(it[0])
 
-    res = {"threads": threads, "batch": B, "image_size": S, "workers": workers,
+    res = {"threads": threads, "batch": B, "image_size": S, "workers": workers, "render": bool(render),
            "backbone": _rate(backbone_step, B, steps), "model_step": _rate(model_step, B, steps),
            "data": _rate(data_step, B, steps), "train_loop": _rate(lambda: model_step(data_step()), B, steps)}
     return res
@@ -87,12 +96,14 @@ def format_table(rows: list) -> str:
     for r in rows:
         lines.append(f"| {r['threads']} | {r['backbone']:.1f} | {r['model_step']:.1f} | {r['data']:.1f} ({r['workers']}) "
                      f"| {r['train_loop']:.1f} | {r['model_step'] / r['backbone']:.2f} |")
-    return "\n".join(lines) + "\nimages/s, batch {batch} at {image_size} px, CPU".format(**rows[0])
+    source = ", data rendered on the fly" if rows[0].get("render") else ""
+    return "\n".join(lines) + "\nimages/s, batch {batch} at {image_size} px, CPU".format(**rows[0]) + source
 
 
 def add_arguments(p) -> None:
     p.add_argument("--preset", default="cpu", help="training preset (default cpu)")
-    p.add_argument("--data", required=True, help="dataset folder with a train split")
+    p.add_argument("--data", default=None, help="dataset folder with a train split (not with --render)")
+    p.add_argument("--render", action="store_true", help="data rendered on the fly (train --render) instead of a folder")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts to measure (default 1 2)")
     p.add_argument("--steps", type=int, default=5, help="timed steps per measurement (default 5)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers for the data / loop rows (default 0)")
@@ -108,10 +119,12 @@ def run(args) -> int:
 
     if args.steps < 1 or any(t < 1 for t in args.threads) or args.workers < 0:
         raise UserError("--steps and --threads must be >= 1, --workers >= 0")
+    if not args.render and not args.data:
+        raise UserError("give --data DIR (a dataset folder) or --render")
     cfg = TrainConfig.preset(args.preset)
     if args.batch_size:
         cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
-    rows = [measure(cfg, args.data, t, args.steps, args.workers) for t in args.threads]
+    rows = [measure(cfg, args.data, t, args.steps, args.workers, args.render) for t in args.threads]
     print(format_table(rows))
     if args.json:
         atomic_write_json(args.json, {"rows": rows, "preset": args.preset, "cpu": _cpu_name(),

@@ -388,3 +388,11 @@ def test_viz_draws_both_hands_and_a_grid(tmp_path, rig):
     fig = viz.sample_grid([s, synth.render_sample(5, SIZE, rig=rig)], ncols=2, path=path, overlay=[True, False])
     assert path.stat().st_size > 1000 and len(fig.axes) == 2
     assert len(fig.axes[0].lines) == 40 and len(fig.axes[1].lines) == 0
+
+
+def test_benchmark_reports_the_worker_pool_rate():
+    res = synth.benchmark(sizes=(64,), num=4, workers=2)
+    r = res["64"]
+    assert res["workers"] == 2 and r["workers_images_per_s"] > 0
+    assert r["images_per_s"] > 0 and r["with_jpeg_images_per_cpu_s"] > 0
+    assert "workers" not in synth.benchmark(sizes=(64,), num=2)

@@ -23,3 +23,15 @@ def test_train_speed_reports_each_part(interhand_dir, tmp_path, fast_env):
     bad = subprocess.run([sys.executable, "-m", "h2t_lib", "train-speed", "--data", str(interhand_dir), "--threads", "0"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_train_speed_measures_rendered_data_without_a_folder(fast_env):
+    import dataclasses
+
+    from h2t_lib.train_config import TrainConfig
+    from h2t_lib.train_speed import format_table, measure
+
+    cfg = dataclasses.replace(TrainConfig.preset("tiny"), batch_size=2)
+    row = measure(cfg, None, threads=1, steps=1, workers=0, render=True)
+    assert row["render"] and row["data"] > 0 and row["train_loop"] > 0
+    assert "rendered on the fly" in format_table([row])

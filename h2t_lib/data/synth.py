@@ -732,11 +732,13 @@ def write_dataset(out, split: str = "train", num: int = 1000, size: int = 256, s
 # --------------------------------------------------------------------------- #
 # Benchmark and CLI
 # --------------------------------------------------------------------------- #
-def benchmark(sizes=(128, 256), num: int | None = None, seed: int = 0) -> dict:
+def benchmark(sizes=(128, 256), num: int | None = None, seed: int = 0, workers: int = 1) -> dict:
     """Images per second of :func:`render_sample`, and with JPEG encoding, in this one process.
 
     Both wall-clock and CPU-time rates are reported: on a shared machine the CPU-time rate
-    is the better estimate of what one free core does.
+    is the better estimate of what one free core does. With ``workers`` > 1 also the wall-clock
+    rate of ``synth --workers N`` (render + JPEG in N processes, as :func:`write_dataset` runs
+    them; the pool's start-up is not timed): ``result[size]["workers_images_per_s"]``.
     """
     import platform
 
@@ -760,7 +762,24 @@ def benchmark(sizes=(128, 256), num: int | None = None, seed: int = 0) -> dict:
         result[str(size)] = {"images_per_s": round(num / (w1 - w0), 1), "images_per_cpu_s": round(num / (c1 - c0), 1),
                              "with_jpeg_images_per_s": round(num / (w2 - w1), 1),
                              "with_jpeg_images_per_cpu_s": round(num / (c2 - c1), 1)}
+        if workers > 1:
+            result[str(size)]["workers_images_per_s"] = round(_pool_rate(num, seed, size, rig, workers), 1)
+    if workers > 1:
+        result["workers"] = int(workers)
     return result
+
+
+def _pool_rate(num: int, seed: int, size: int, rig: CameraRig, workers: int) -> float:
+    """Wall-clock images/s of rendering + JPEG-encoding ``num`` samples in ``workers`` spawned processes."""
+    import multiprocessing as mp
+
+    jobs = [(i, seed, "bench", size, 0.6, "any", rig) for i in range(num)]
+    with mp.get_context("spawn").Pool(workers) as pool:
+        list(pool.imap(_record, jobs[:workers]))  # start-up and imports, not timed
+        t0 = time.perf_counter()
+        for _ in pool.imap(_record, jobs, chunksize=4):
+            pass
+        return num / (time.perf_counter() - t0)
 
 
 def example_grid(path=None, size: int = 256, seed: int = 0, n: int = 16, ncols: int = 4):
@@ -796,7 +815,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="render processes (default 1; output is identical)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--bench", action="store_true",
-                        help="print images/second at 128 and 256 px and write docs/synth_speed.json")
+                        help="print images/second at 128 and 256 px (1 process; with --workers N also N processes) "
+                             "and write docs/synth_speed.json")
     parser.add_argument("--bench-json", default=None, help="where --bench writes its json (default docs/synth_speed.json)")
     parser.add_argument("--grid", default=None, metavar="PNG",
                         help="instead of a dataset, save a 4x4 grid of examples (--size, --seed) to this image")
@@ -807,11 +827,15 @@ def run(args) -> int:
     from h2t_lib.utils import atomic_write_json
 
     if args.bench:
-        res = benchmark()
+        if args.workers < 1:
+            raise UserError(f"--workers must be at least 1, got {args.workers}")
+        res = benchmark(workers=args.workers)
         for size in (128, 256):
             r = res[str(size)]
             print(f"synth {size:>3} px: {r['images_per_s']:6.1f} img/s ({r['images_per_cpu_s']:.1f} per CPU second) rendered, "
                   f"{r['with_jpeg_images_per_s']:6.1f} img/s ({r['with_jpeg_images_per_cpu_s']:.1f}) with JPEG encoding, 1 process")
+            if args.workers > 1:
+                print(f"synth {size:>3} px: {r['workers_images_per_s']:6.1f} img/s with JPEG encoding, {args.workers} processes")
         if res.get("load_average"):
             print(f"load average {res['load_average'][0]:.2f} on {res['cpu_count']} cores (a busy machine slows the wall-clock rate)")
         path = Path(args.bench_json) if args.bench_json else Path(__file__).resolve().parents[2] / "docs" / "synth_speed.json"
