@@ -16,7 +16,10 @@
 
 Total (Eq. 21 plus the root term)::
 
-    total = sum_i RLE_i + mmd_weight * MMD(p^(1), p^g) + root_weight * root
+    total = sum_i RLE_i + mmd_weight * MMD(p^(1), p^g) + root_weight * root [+ heatmap_weight * heatmap]
+
+The last, bracketed term is ours and training-only (:class:`KeypointHeatmapTerm`, off by default and
+in the ``paper`` preset): a soft-argmax 2D term on the backbone maps.
 
 Units: the network's keypoints are root-relative millimetres; every loss first divides
 coordinates by ``scale_mm`` (``ModelConfig.norm_mm``), so ``u`` / sigma lives in these
@@ -279,11 +282,12 @@ class LossConfig:
     flow_layers: int = 6  # coupling layers per flow
     mmd_bandwidths: tuple = DEFAULT_MMD_BANDWIDTHS  # per-coordinate RMS distances, normalised units
     root_space: str = "uvz"  # the root term's space: "uvz" (crop pixel / S + log depth, ours) | "cam" (L1 in mm / norm_mm)
+    heatmap_weight: float = 0.0  # our training-only 2D term on the backbone maps (KeypointHeatmapTerm); 0 = off (the paper)
 
     def __post_init__(self):
         if self.root_space not in ROOT_SPACES:
             raise ValueError(f"LossConfig: root_space={self.root_space!r}; use one of {ROOT_SPACES}")
-        if self.mmd_weight < 0 or self.root_weight < 0:
+        if self.mmd_weight < 0 or self.root_weight < 0 or self.heatmap_weight < 0:
             raise ValueError(
                 f"LossConfig: weights must be >= 0, got mmd_weight={self.mmd_weight}, root_weight={self.root_weight}"
             )
@@ -333,6 +337,51 @@ def root_loss(root_pred, gt_root, valid, focal=None, princpt=None, image_size=No
     return torch.where(rv, err, 0.0).sum() / B
 
 
+class KeypointHeatmapTerm(nn.Module):
+    """Our training-only 2D term (not in the paper; off unless ``LossConfig.heatmap_weight > 0``).
+
+    Integral regression (Sun et al., ECCV 2018) on every backbone map a stage reads: a 1x1 convolution
+    turns F_i (B, c_i, h_i, w_i) into 42 heatmaps, a softmax over the h_i w_i positions makes each a
+    distribution, and its expected position (in crop pixels, map cell j centred at j s + (s - 1) / 2
+    for stride s) is compared with the joint's pixel ``joints_img`` by an L1 divided by the crop size S.
+    It gives the backbone a dense, per-joint signal where the paper's loss reaches it only through the
+    pooled vector f_i and the KGFF samples. The convolutions belong to the loss: inference never runs them.
+
+    ``forward(fmaps, joints_img, valid, image_size)``: fmaps [(B, c_i, h_i, w_i)], joints_img (B, 42, 2)
+    crop pixels, valid (B, 42) 0/1 (joints outside the crop are dropped) -> scalar: the sum over valid
+    joints of |uv - uv_gt| / S (both axes), / B, averaged over the levels.
+    """
+
+    def __init__(self, channels):
+        super().__init__()
+        self.heads = nn.ModuleList(nn.Conv2d(int(c), NUM_JOINTS, kernel_size=1) for c in channels)
+
+    @staticmethod
+    def expected_pixels(logits: torch.Tensor, image_size: int) -> torch.Tensor:
+        """(B, J, h, w) heatmap logits -> (B, J, 2) expected (u, v) in crop pixels (soft-argmax)."""
+        B, J, h, w = logits.shape
+        prob = torch.softmax(logits.float().reshape(B, J, h * w), dim=-1).reshape(B, J, h, w)
+        su, sv = image_size / w, image_size / h
+        xs = torch.arange(w, device=logits.device, dtype=prob.dtype) * su + (su - 1) / 2  # cell centres, pixels
+        ys = torch.arange(h, device=logits.device, dtype=prob.dtype) * sv + (sv - 1) / 2
+        return torch.stack([(prob.sum(2) * xs).sum(-1), (prob.sum(3) * ys).sum(-1)], dim=-1)
+
+    def forward(self, fmaps, joints_img, valid, image_size: int) -> torch.Tensor:
+        if len(fmaps) != len(self.heads):
+            raise ValueError(f"KeypointHeatmapTerm: {len(fmaps)} feature maps for {len(self.heads)} heads")
+        B = joints_img.shape[0]
+        gt = joints_img.float()
+        inside = ((gt >= -0.5) & (gt <= image_size - 0.5)).all(-1)  # (B, J)
+        v = _valid_mask(valid, gt.shape[:2]).to(gt.device) & inside & torch.isfinite(gt).all(-1)
+        gt = torch.where(v[..., None], gt, 0.0)
+        total = gt.new_zeros(())
+        for head, fmap in zip(self.heads, fmaps):
+            uv = self.expected_pixels(head(fmap), image_size)  # (B, J, 2)
+            err = (uv - gt).abs().sum(-1) / image_size  # (B, J)
+            total = total + torch.where(v, err, 0.0).sum() / B
+        return total / len(self.heads)
+
+
 class Handformer2TLoss(nn.Module):
     """Eq. 21 plus our root term, with one RealNVP flow per stage (Eq. 19).
 
@@ -372,6 +421,11 @@ class Handformer2TLoss(nn.Module):
         self.flows = nn.ModuleList(
             RealNVP(3, hidden=c.flow_hidden, layers=c.flow_layers) for _ in range(self.num_stages)
         )
+        self.heatmap = None
+        if c.heatmap_weight > 0:
+            if not hasattr(model_cfg, "used_levels"):
+                raise ValueError("LossConfig.heatmap_weight > 0 needs the model's ModelConfig (its backbone levels)")
+            self.heatmap = KeypointHeatmapTerm([model_cfg.channels[lv - 1] for lv in model_cfg.used_levels()])
 
     def _check(self, out: dict, batch: dict):
         for key in ("p", "u"):
@@ -442,4 +496,10 @@ class Handformer2TLoss(nn.Module):
         total = rle + c.root_weight * root
         if c.use_mmd:
             total = total + c.mmd_weight * mmd
-        return {"total": total, "rle": rle, "mmd": mmd, "root": root}
+        terms = {"total": total, "rle": rle, "mmd": mmd, "root": root}
+        if self.heatmap is not None:
+            if "fmaps" not in out or "joints_img" not in batch:
+                raise ValueError("Handformer2TLoss: heatmap_weight > 0 needs out['fmaps'] and batch['joints_img']")
+            terms["heatmap"] = self.heatmap(out["fmaps"], batch["joints_img"].to(device), valid, batch["image"].shape[-1])
+            terms["total"] = total + c.heatmap_weight * terms["heatmap"]
+        return terms

@@ -459,3 +459,70 @@ def test_total_loss_bad_input():
         crit(out, batch)
     with pytest.raises(ValueError, match="weights must be >= 0"):
         LossConfig(mmd_weight=-1)
+
+
+def test_heatmap_term_soft_argmax_lands_on_the_cell_centre():
+    from h2t_lib.losses import KeypointHeatmapTerm
+
+    logits = torch.full((1, NUM_JOINTS, 8, 8), -50.0)
+    logits[0, :, 2, 5] = 50.0  # every joint's mass in row 2, column 5 of an 8x8 map of a 64-pixel crop (stride 8)
+    uv = KeypointHeatmapTerm.expected_pixels(logits, 64)
+    torch.testing.assert_close(uv[0, 0], torch.tensor([5 * 8 + 3.5, 2 * 8 + 3.5]))
+    # a flat map's expectation is the crop centre (S - 1) / 2
+    torch.testing.assert_close(KeypointHeatmapTerm.expected_pixels(torch.zeros(1, 1, 4, 4), 64)[0, 0],
+                               torch.tensor([31.5, 31.5]))
+
+
+def test_heatmap_term_learns_a_fixed_batch_and_ignores_invalid_joints():
+    from h2t_lib.config import ModelConfig
+    from h2t_lib.losses import KeypointHeatmapTerm
+
+    torch.manual_seed(0)
+    fmaps = [torch.randn(2, 8, 16, 16, requires_grad=True)]
+    gt = torch.rand(2, NUM_JOINTS, 2) * 63
+    valid = torch.ones(2, NUM_JOINTS)
+    valid[0, :21] = 0
+    gt[1, 5] = torch.tensor([200.0, 10.0])  # outside the crop: dropped
+    term = KeypointHeatmapTerm([8])
+    loss = term(fmaps, gt, valid, 64)
+    loss.backward()
+    g = fmaps[0].grad
+    assert g.abs().sum() > 0 and torch.isfinite(g).all()
+    # the same loss whatever the invalid / outside joints' targets are
+    gt2 = gt.clone()
+    gt2[0, :21] = 7.0
+    gt2[1, 5] = torch.tensor([-300.0, 5.0])
+    assert term(fmaps, gt2, valid, 64).item() == pytest.approx(loss.item(), rel=1e-6)
+    opt = torch.optim.Adam(term.parameters(), lr=0.05)
+    first = loss.item()
+    for _ in range(60):
+        opt.zero_grad()
+        l = term([f.detach() for f in fmaps], gt, valid, 64)
+        l.backward()
+        opt.step()
+    assert l.item() < 0.5 * first  # it learns the fixed batch
+    # built from the model config: one head per level the stages read, switched off by default
+    cfg = ModelConfig.preset("cpu")
+    crit = Handformer2TLoss(cfg, LossConfig(heatmap_weight=2.0))
+    assert [h.in_channels for h in crit.heatmap.heads] == [64, 128, 256]  # layer1..layer3 of ResNet-18
+    assert Handformer2TLoss(cfg, LossConfig()).heatmap is None
+
+
+def test_total_loss_adds_the_weighted_heatmap_term():
+    from h2t_lib.config import ModelConfig
+    from h2t_lib.model import Handformer2T
+
+    cfg = ModelConfig.preset("tiny")
+    model = Handformer2T(cfg)
+    torch.manual_seed(0)
+    B = 2
+    batch = fake_batch(B)
+    batch["joint_valid"][0] = 1
+    batch["joints_cam"] = torch.nan_to_num(batch["joints_cam"], 600.0)
+    batch["joints_img"] = torch.rand(B, NUM_JOINTS, 2) * 63
+    out = model(batch["image"], batch["focal"], batch["princpt"])
+    assert [tuple(f.shape[1:]) for f in out["fmaps"]] == [(256, 4, 4), (512, 2, 2)]  # tiny reads layer3, layer4
+    terms = Handformer2TLoss(cfg, LossConfig(heatmap_weight=3.0))(out, batch)
+    base = terms["rle"] + 10.0 * terms["mmd"] + terms["root"]
+    assert terms["total"].item() == pytest.approx((base + 3.0 * terms["heatmap"]).item(), rel=1e-5)
+    assert terms["heatmap"].item() > 0

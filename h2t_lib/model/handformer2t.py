@@ -99,7 +99,9 @@ class Handformer2T(nn.Module):
         """image (B, 3, S, S) in [0, 1]; focal, princpt (B, 2) crop intrinsics; root_cam (B, 2, 3) or None.
 
         Returns {"p": [N x (B, 42, 3)] root-relative mm, "u": [N x (B, 42, 1)] sigma (units of norm_mm),
-        "root": (B, 2, 3) predicted wrists, camera mm}. With ``return_attention=True`` also
+        "root": (B, 2, 3) predicted wrists, camera mm, "fmaps": the backbone maps F_i of the levels
+        the stages read, in ``cfg.used_levels()`` order [(B, c_i, h_i, w_i)] (for our training-only
+        2D term, :class:`h2t_lib.losses.KeypointHeatmapTerm`)}. With ``return_attention=True`` also
         "attention": {"coarse": [L x (B, H, T, T)], "self": [(B, H, T, T) per refiner stage],
         "cross": [(B, H, T, T) per refiner stage]} and "kgff_uv": [(B, 42, 2) projected pixels per
         refiner stage] (empty lists where a part is switched off).
@@ -121,7 +123,8 @@ class Handformer2T(nn.Module):
             us.append(u)
             for k in ("self", "cross", "uv"):
                 attn[k].append(aux[k])
-        out = {"p": ps, "u": us, "root": root}
+        out = {"p": ps, "u": us, "root": root,
+               "fmaps": [feats[level][0] for level in cfg.used_levels()]}  # for training-only terms (ours)
         if return_attention:
             uv = attn.pop("uv")
             out["attention"] = attn
