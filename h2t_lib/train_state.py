@@ -101,9 +101,11 @@ def build(train_cfg: TrainConfig, device):
     # fresh flows would make the first steps' likelihood, and its gradients, meaningless.
     flows = init_extra.get("criterion") or (init_extra.get("train_state") or {}).get("criterion")
     if flows is not None:
-        try:
-            criterion.load_state_dict(flows)
+        try:  # non-strict: a training-only term the checkpoint did not have (heatmap heads) starts fresh
+            missing, unexpected = criterion.load_state_dict(flows, strict=False)
         except RuntimeError:
+            missing, unexpected = ["flows"], []
+        if unexpected or any(k.startswith("flows.") for k in missing):
             print(f"note: the flows stored in {train_cfg.init} do not fit this loss config; starting with fresh flows")
     return model, criterion, _optimizer(model, criterion, train_cfg)
 
