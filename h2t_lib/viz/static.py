@@ -274,7 +274,7 @@ def static_figure(fig, width: int = 900, dpi: int = 80):
             mfig.text(0.06 + 0.9 * xd, 0.08 + (top - 0.08) * yd + 0.01, _plain(_text(ann["text"])),
                       ha="center", va="bottom", fontsize=9)
     if handles and lay.get("showlegend", True) is not False:
-        mfig.legend([h for h, _ in handles], [n for _, n in handles], loc="upper left", fontsize=8, frameon=False)
+        mfig.legend([h for h, _ in handles], [n for _, n in handles], loc="upper left", fontsize=8, frameon=False, handlelength=5)
     if skipped:
         mfig.text(0.99, 0.01, "not drawn here: " + ", ".join(sorted(skipped)), ha="right", fontsize=7)
     return mfig
