@@ -290,6 +290,18 @@ def test_seed_spread_turns_small_deltas_into_no_ordering(ablations_file):
     assert rv.seed_spread_mm(None) == 0.0
 
 
+def test_load_keeps_the_seed_spread(tmp_path):
+    import json
+
+    f = tmp_path / "abl.json"
+    f.write_text(json.dumps({"rows": [], "base_seed_mpjpe": [63.3, 62.86], "seed_spread_mm": 0.44}))
+    a = rv.load_ablations(f)
+    assert a["base_seed_mpjpe"] == [63.3, 62.86] and rv.seed_spread_mm(a) == 0.44
+    f.write_text(json.dumps({"rows": [], "seed_spread_mm": "big"}))
+    with pytest.raises(ValueError, match="seed_spread_mm"):
+        rv.load_ablations(f)
+
+
 def test_rank_matched_rows_name_our_run(ablations_file):
     p5 = rv.pair_ablation_rows(rv.load_ablations(ablations_file), "5")
     for p in p5:

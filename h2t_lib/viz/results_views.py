@@ -267,8 +267,14 @@ def load_ablations(path) -> Optional[dict]:
                 raise ValueError(f"{path}: rows[{i}] ({row['row']}): {k} = {v!r} is not a number")
             row[k] = None if v is None else float(v)
         rows.append(row)
+    seeds = data.get("base_seed_mpjpe")
+    if seeds is not None and not (isinstance(seeds, list) and all(isinstance(v, (int, float)) for v in seeds)):
+        raise ValueError(f"{path}: base_seed_mpjpe = {seeds!r} is not a list of numbers")
+    spread = data.get("seed_spread_mm")
+    if spread is not None and not isinstance(spread, (int, float)):
+        raise ValueError(f"{path}: seed_spread_mm = {spread!r} is not a number")
     return {"command": data.get("command", ""), "device": data.get("device", ""), "budget": data.get("budget", ""),
-            "rows": rows, "path": str(path)}
+            "base_seed_mpjpe": seeds, "seed_spread_mm": spread, "rows": rows, "path": str(path)}
 
 
 def _mmd_on(row: dict) -> bool:
