@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test unit nbval lab notebooks bench gpu-run screenshots clean help
+.PHONY: setup demo test unit nbval lab notebooks bench gpu-run screenshots realism realism-env clean help
 
 help:
 	@echo "make demo   set up .venv, render synthetic data, evaluate + fine-tune, print results"
@@ -14,6 +14,7 @@ help:
 	@echo "make screenshots  JupyterLab in headless Chromium: docs/screenshots/*.png"
 	@echo "make bench  run the speed/size benchmark (DEVICE=cpu|cuda) -> docs/bench_DEVICE.json"
 	@echo "make gpu-run  train PRESET (paper) on samples rendered on the fly for MINUTES (10), then evaluate"
+	@echo "make realism DATA=DIR  MediaPipe Hands on a rendered split (SPLIT=test): detection rate, 2D error (docs/realism.md)"
 
 # Idempotent: re-installs only when pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -76,5 +77,21 @@ screenshots: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[lab-check]"
 	$(PY) tools/lab_screenshots.py notebooks/00_introduction.ipynb --out docs/screenshots --fast --nth-plot 1
 
+# Realism report (issue 13, docs/realism.md): MediaPipe Hands wants numpy < 2, so it gets its own
+# environment, .venv-mp; `python -m h2t_lib realism` runs tools/mediapipe_hands.py in it.
+MP_VENV  := .venv-mp
+MP_STAMP := $(MP_VENV)/.installed
+SPLIT    ?= test
+$(MP_STAMP):
+	test -x $(MP_VENV)/bin/python || $(PYTHON) -m venv $(MP_VENV)
+	$(MP_VENV)/bin/python -m pip install --quiet "mediapipe==0.10.21"
+	touch $(MP_STAMP)
+
+realism-env: $(MP_STAMP)
+
+realism: $(STAMP) $(MP_STAMP)
+	@test -n "$(DATA)" || { echo "usage: make realism DATA=DIR [SPLIT=test] [OUT=FOLDER]"; exit 2; }
+	$(PY) -m h2t_lib realism --data $(DATA) --split $(SPLIT) --mp-python $(MP_VENV)/bin/python $(if $(OUT),--out $(OUT))
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(MP_VENV) build *.egg-info

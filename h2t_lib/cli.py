@@ -18,6 +18,7 @@ COMMANDS = {
     "predict": ("h2t_lib.predict", "predict both hands' keypoints on your own image"),
     "ablate": ("h2t_lib.ablate", "the paper's ablations (Tables 4-6) as equal-budget runs on synthetic data"),
     "train-speed": ("h2t_lib.train_speed", "where a training step's time goes: backbone, model, data (images/s)"),
+    "realism": ("h2t_lib.realism", "MediaPipe Hands on rendered images: detection rate, 2D error, handedness (issue 13)"),
     "demo": ("h2t_lib.demo", "the main job end to end (what `make demo` runs)"),
 }
 
