@@ -219,9 +219,15 @@ def static_figure(fig, width: int = 900, dpi: int = 80):
     title = _plain(_text(lay.get("title")))
     top = 1.0 - (0.09 if title else 0.02) - (0.05 if lay.get("annotations") else 0)
 
+    # 2D-only figures with a legend keep it to the right of the plots, 3D ones in the empty top-left corner
+    only_2d = not any(t.get("type") == "scatter3d" for t in traces)
+    legend_right = only_2d and any(_legend_name(t, len(traces)) for t in traces)
+    left, width, bottom = 0.07, (0.72 if legend_right else 0.9), 0.12
+
     def rect(xd, yd):
         xd, yd = xd or [0, 1], yd or [0, 1]
-        return [0.06 + 0.9 * xd[0], 0.08 + (top - 0.08) * yd[0], 0.9 * (xd[1] - xd[0]), (top - 0.08) * (yd[1] - yd[0])]
+        return [left + width * xd[0], bottom + (top - bottom) * yd[0], width * (xd[1] - xd[0]) - (0.04 if xd[1] < 1 else 0),
+                (top - bottom) * (yd[1] - yd[0])]
 
     axes, handles, skipped = {}, [], set()
     scene_pts: dict[str, list] = {}
@@ -271,10 +277,11 @@ def static_figure(fig, width: int = 900, dpi: int = 80):
     for ann in lay.get("annotations") or []:
         if ann.get("xref", "paper") == "paper" and ann.get("text"):
             xd, yd = ann.get("x", 0.5), ann.get("y", 1.0)
-            mfig.text(0.06 + 0.9 * xd, 0.08 + (top - 0.08) * yd + 0.01, _plain(_text(ann["text"])),
+            mfig.text(left + width * xd, bottom + (top - bottom) * yd + 0.01, _plain(_text(ann["text"])),
                       ha="center", va="bottom", fontsize=9)
     if handles and lay.get("showlegend", True) is not False:
-        mfig.legend([h for h, _ in handles], [n for _, n in handles], loc="upper left", fontsize=8, frameon=False, handlelength=5)
+        mfig.legend([h for h, _ in handles], [n for _, n in handles], fontsize=8, frameon=False, handlelength=5,
+                    **({"loc": "center right"} if legend_right else {"loc": "upper left"}))
     if skipped:
         mfig.text(0.99, 0.01, "not drawn here: " + ", ".join(sorted(skipped)), ha="right", fontsize=7)
     return mfig
