@@ -390,9 +390,12 @@ def run(args) -> int:
     if args.resume:
         if not (Path(args.out) / "last.pt").exists():
             raise UserError(f"--resume: {Path(args.out) / 'last.pt'} does not exist; run without --resume to start")
-        if args.overrides or args.init or args.model_preset or args.seed is not None or args.render:
-            print("note: --resume continues with the run's stored config; --set/--init/--model-preset/--seed/--render "
-                  "are ignored")
+        given = [name for name, value in (("--set", args.overrides), ("--init", args.init),
+                                          ("--model-preset", args.model_preset), ("--seed", args.seed),
+                                          ("--render", args.render), ("--annot-subset", args.annot_subset),
+                                          ("--image-check", args.image_check)) if value not in (None, False, [])]
+        if given:
+            print(f"note: --resume continues with the run's stored config; {', '.join(given)} ignored")
         cfg = None
     else:
         cfg = config_from_args(args)

@@ -496,3 +496,21 @@ def test_readers_name_the_file(tmp_path):
         read_pickle(tmp_path / "nope.pickle", "x")
     with pytest.raises(DataFileError, match="is a folder"):
         read_mask(tmp_path)
+
+
+def test_annotation_record_reads_every_layout(tmp_path):
+    """viz.annotation_record (notebook 01) finds v1.0's annotations/<split>/ and reads the early bare joint_3d lists."""
+    import json
+
+    from h2t_lib.viz.data_views import annotation_record
+
+    old = make_interhand_fixture(tmp_path / "old", "test", n=3, seed=3)
+    make_interhand_fixture(tmp_path / "v1", "test", n=3, seed=3, annot_subset="test")
+    a, b = annotation_record(old["root"], "test", 2), annotation_record(tmp_path / "v1", "test", 2)
+    np.testing.assert_array_equal(a["world_coord"], b["world_coord"])
+    assert b["files"]["data"] == tmp_path / "v1" / "annotations" / "test" / "InterHand2.6M_test_data.json"
+    path = tmp_path / "v1" / "annotations" / "test" / "InterHand2.6M_test_joint_3d.json"
+    j3d = json.loads(path.read_text())
+    early = {cap: {frame: entry["world_coord"] for frame, entry in frames.items()} for cap, frames in j3d.items()}
+    path.write_text(json.dumps(early))
+    np.testing.assert_array_equal(annotation_record(tmp_path / "v1", "test", 2)["world_coord"], a["world_coord"])

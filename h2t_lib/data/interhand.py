@@ -148,7 +148,7 @@ def _flat_valid(value, n: int, what: str, field: str = "joint_valid") -> np.ndar
     return arr.reshape(n)
 
 
-def _world_coord(entry, where: str):
+def frame_world_coord(entry, where: str):
     """The 42x3 world coordinates of a joint_3d frame entry: {"world_coord": ..., ...} or the early bare list."""
     if isinstance(entry, dict):
         if "world_coord" not in entry:
@@ -305,7 +305,7 @@ class InterHand26M(CropDataset):
                 except (KeyError, TypeError):
                     raise DataFileError(f"{paths['joint_3d']}: no world_coord for capture {capture} frame {frame} "
                                         f"(needed by annotation id {aid})") from None
-                w = _array(_world_coord(entry, where_3d), where_3d, "world_coord")
+                w = _array(frame_world_coord(entry, where_3d), where_3d, "world_coord")
                 if w.shape != (J, 3):
                     raise DataFileError(f"{paths['joint_3d']}: world_coord of capture {capture} frame {frame} "
                                         f"(annotation id {aid}) has shape {w.shape}, expected ({J}, 3): "

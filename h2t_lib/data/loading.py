@@ -90,7 +90,6 @@ def add_data_arguments(p) -> None:
                         "and use it as it is")
 
 
-
 def subset(dataset, n: int):
     """The first ``n`` samples of ``dataset`` (a ``torch.utils.data.Subset``); all of it when ``n`` is 0 or >= its length."""
     import torch.utils.data as tud

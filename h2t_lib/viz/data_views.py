@@ -450,7 +450,7 @@ def render_steps_figure(sample: dict, dpi: int = 80):
 # --------------------------------------------------------------------------- #
 # The InterHand2.6M files, the loader by hand, augmentation
 # --------------------------------------------------------------------------- #
-def annotation_record(root, split: str, index: int, annot_subset: str = "all") -> dict:
+def annotation_record(root, split: str, index: int, annot_subset=None) -> dict:
     """Everything the three InterHand2.6M json files say about annotation ``index`` of ``split``.
 
     Returns: files (the three json paths), annotation (its entry of ``..._data.json``),
@@ -458,9 +458,13 @@ def annotation_record(root, split: str, index: int, annot_subset: str = "all") -
     of its capture and camera, from ``..._camera.json``), world_coord ((42, 3) mm, from
     ``..._joint_3d.json``), image_path, index. The loader reads the annotations in file order, so
     ``index`` is also the :class:`~h2t_lib.data.InterHand26M` index (nothing skipped by default).
+    ``annot_subset``: the annotation folder as the loader names it (None = the only one holding the split,
+    e.g. ``all`` for synthetic data or v1.0's ``annotations/<split>/``); joint_3d frames may be the early bare lists.
     """
+    from h2t_lib.data.interhand import frame_world_coord, resolve_annotation_folder
+
     root = Path(root)
-    sub = root / "annotations" / annot_subset
+    _, sub = resolve_annotation_folder(root, split, annot_subset)
     files = {k: sub / f"InterHand2.6M_{split}_{k}.json" for k in ("data", "camera", "joint_3d")}
     with open(files["data"]) as f:
         data = json.load(f)
@@ -469,7 +473,7 @@ def annotation_record(root, split: str, index: int, annot_subset: str = "all") -
     with open(files["camera"]) as f:
         cams = json.load(f)[str(img["capture"])]
     with open(files["joint_3d"]) as f:
-        world = json.load(f)[str(img["capture"])][str(img["frame_idx"])]["world_coord"]
+        world = frame_world_coord(json.load(f)[str(img["capture"])][str(img["frame_idx"])], str(files["joint_3d"]))
     cam = str(img["camera"])
     camera = {k: np.asarray(cams[k][cam], dtype=np.float64) for k in ("camrot", "campos", "focal", "princpt")}
     return {"files": files, "annotation": ann, "image_info": img, "camera": camera,
