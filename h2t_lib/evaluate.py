@@ -221,15 +221,14 @@ def hand_size_ratio(pred, joints_cam, joint_valid) -> np.ndarray:
     A hand's size is the sum of its 20 bone lengths (``skeleton.HAND_BONES``), mm. 1.0 = right size;
     a model that regresses towards the mean pose shrinks hands (< 1).
     """
-    from .skeleton import HAND_BONES, HAND_SLICE
+    from .data.hand_model import bone_lengths
+    from .skeleton import HAND_SLICE
 
     out = np.full((len(pred), 2), np.nan)
-    parent, child = np.array(HAND_BONES).T
     for h, hand in enumerate(("right", "left")):
         sl = HAND_SLICE[hand]
-        p, g = np.asarray(pred, np.float64)[:, sl], np.asarray(joints_cam, np.float64)[:, sl]
-        size_p = np.linalg.norm(p[:, child] - p[:, parent], axis=-1).sum(-1)
-        size_g = np.linalg.norm(g[:, child] - g[:, parent], axis=-1).sum(-1)
+        size_p = bone_lengths(np.asarray(pred, np.float64)[:, sl]).sum(-1)
+        size_g = bone_lengths(np.asarray(joints_cam, np.float64)[:, sl]).sum(-1)
         ok = (np.asarray(joint_valid)[:, sl] > 0.5).all(-1) & (size_g > 0)
         out[ok, h] = size_p[ok] / size_g[ok]
     return out

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .camera import cam_to_pixel
 from .skeleton import NUM_JOINTS, ROOT_INDEX, root_relative
 
 #: amplitude of the standard normal density at 0, 1/sqrt(2 pi): RLE's Laplace residual uses it
@@ -331,8 +332,7 @@ def root_loss(root_pred, gt_root, valid, focal=None, princpt=None, image_size=No
             raise ValueError("root_loss(space='uvz') needs the crop intrinsics focal, princpt (B, 2) and image_size")
         f, c = focal.to(pred), princpt.to(pred)
         z, z_gt = pred[..., 2].clamp_min(1.0), gt[..., 2].clamp_min(1.0)  # (B, 2) mm
-        uv = pred[..., :2] / z[..., None] * f[:, None] + c[:, None]  # (B, 2, 2) crop pixels
-        uv_gt = gt[..., :2] / z_gt[..., None] * f[:, None] + c[:, None]
+        uv, uv_gt = cam_to_pixel(pred, f, c, eps=1.0), cam_to_pixel(gt, f, c, eps=1.0)  # (B, 2, 2) crop pixels
         err = torch.cat([(uv - uv_gt).abs() / float(image_size), (z.log() - z_gt.log()).abs()[..., None]], dim=-1)
     return torch.where(rv, err, 0.0).sum() / B
 
