@@ -112,7 +112,7 @@ def train(
         cfg, model, optimizer = run.cfg, run.model, run.optimizer
         data = training_data(cfg, data_dir, model.cfg.image_size, d)
         amp = MixedPrecision(cfg, d.device, run.state)
-        step = distributed.wrap(TrainStep(model, run.criterion, amp.dtype), d)  # DDP with several processes
+        step = distributed.wrap(TrainStep(model, run.criterion, amp.dtype, cfg.pred_root_frac), d)  # DDP with several processes
         scheduler, per_step = make_scheduler(optimizer, cfg, data.steps_per_epoch)
         if run.state is not None:
             scheduler.load_state_dict(run.state["scheduler"])
@@ -170,14 +170,15 @@ class TrainStep(torch.nn.Module):
     the gradients of both (the loss's flows are trained too). Runs the model under autocast with
     ``amp_dtype`` (None: float32) and the loss in float32."""
 
-    def __init__(self, model, criterion, amp_dtype=None):
+    def __init__(self, model, criterion, amp_dtype=None, pred_root_frac: float = 0.0):
         super().__init__()
         self.model, self.criterion, self.amp_dtype = model, criterion, amp_dtype
+        self.pred_root_frac = pred_root_frac  # TrainConfig.pred_root_frac (ours): KGFF with predicted wrists
 
     def forward(self, batch: dict) -> dict:
         """batch: the loaders' sample dict on the device. Returns the loss terms ({"total", ...}, scalars)."""
         with torch.autocast(batch["image"].device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            out = forward(self.model, batch)
+            out = forward(self.model, batch, pred_root_frac=self.pred_root_frac)
         out = {k: ([t.float() for t in v] if isinstance(v, list) else v.float()) for k, v in out.items()}
         return self.criterion(out, batch)  # the flows and the likelihoods in float32
 

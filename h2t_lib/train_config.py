@@ -34,6 +34,10 @@ class TrainConfig:
     model: dict = field(default_factory=dict)  # ModelConfig fields to override, e.g. {"tokens": "joint"}
     loss: dict = field(default_factory=dict)  # LossConfig fields to override, e.g. {"use_mmd": False}
     init: Optional[str] = None  # start from these weights (a checkpoint); it must match model_preset unless that is None
+    init_backbone: Optional[str] = None  # ours: only the backbone's weights from this checkpoint (a stand-in for
+    #                                     ImageNet weights, which cannot be downloaded here); the rest starts fresh
+    pred_root_frac: float = 0.0  # ours: share of training samples whose KGFF projects with the root head's own
+    #                              (detached) wrists instead of the GT ones, so the refiner learns to live with them
     # --- optimisation (Sec. 4.1)
     epochs: int = 30
     batch_size: int = 32
@@ -87,6 +91,10 @@ class TrainConfig:
             bad(f"lr_schedule={self.lr_schedule!r}; use one of {LR_SCHEDULES}")
         if not 0 <= self.min_lr_frac <= 1:
             bad(f"min_lr_frac={self.min_lr_frac} must be in [0, 1]")
+        if not 0 <= self.pred_root_frac <= 1:
+            bad(f"pred_root_frac={self.pred_root_frac} must be in [0, 1] (the share of samples that use the predicted wrists)")
+        if self.init and self.init_backbone:
+            bad("init and init_backbone are both set; init already loads every weight, backbone included")
         if self.weight_decay < 0 or self.grad_clip < 0:
             bad("weight_decay and grad_clip must be >= 0")
         if self.train_data not in TRAIN_DATA:

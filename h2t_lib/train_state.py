@@ -96,6 +96,8 @@ def build(train_cfg: TrainConfig, device):
         if not train_cfg.model_preset:
             raise ValueError("TrainConfig.model_preset is empty: name a model preset (or set init= a checkpoint)")
         model = Handformer2T(train_cfg.model_config())
+        if train_cfg.init_backbone:
+            load_backbone(model, train_cfg.init_backbone)
     criterion = _criterion(model, train_cfg, device)
     # Fine-tuning continues with the checkpoint's trained flows (Eq. 19) when it carries them:
     # fresh flows would make the first steps' likelihood, and its gradients, meaningless.
@@ -108,6 +110,27 @@ def build(train_cfg: TrainConfig, device):
         if unexpected or any(k.startswith("flows.") for k in missing):
             print(f"note: the flows stored in {train_cfg.init} do not fit this loss config; starting with fresh flows")
     return model, criterion, _optimizer(model, criterion, train_cfg)
+
+
+def load_backbone(model, path) -> int:
+    """Copy the backbone's weights (``extractor.backbone.*``) of the checkpoint at ``path`` into ``model``.
+
+    Ours: the paper starts from an ImageNet ResNet, which cannot be downloaded here; a backbone trained by
+    this project stands in for it (``TrainConfig.init_backbone``; the ablations use it). Returns the number
+    of tensors copied. Raises ValueError (one line) when the backbones differ in shape.
+    """
+    from .checkpoint import load_checkpoint
+
+    src, _ = load_checkpoint(path, map_location="cpu")
+    prefix = "extractor.backbone."
+    theirs = {k: v for k, v in src.state_dict().items() if k.startswith(prefix)}
+    ours = {k: v for k, v in model.state_dict().items() if k.startswith(prefix)}
+    bad = sorted(k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape)
+    if bad or not ours:
+        raise ValueError(f"init_backbone {path}: its backbone ({src.cfg.backbone}, levels {src.cfg.used_levels()}) does "
+                         f"not fit this model's ({model.cfg.backbone}): {bad[:1]} differs; use a checkpoint of the same backbone")
+    model.load_state_dict({**model.state_dict(), **{k: theirs[k].to(ours[k].dtype) for k in ours}})
+    return len(ours)
 
 
 def _criterion(model, train_cfg: TrainConfig, device):
