@@ -12,13 +12,21 @@ synthetic data, with one thing changed, and is evaluated on the same test images
 * Table 6: hand-level (2) vs joint-level (42) tokens at c_e = 64, for both backbones.
 
 The base model is the ``tiny`` preset (64 px crops) at c_e = 64; a run is ``epochs x steps``
-of ``batch`` images (the paper's step decay scaled to the run). The base row is trained with
-extra seeds too, so the table says how much two runs that differ only in their seed differ:
-a difference smaller than that spread is not a finding.
+of ``batch`` images (the paper's step decay scaled to the run, or ``--schedule cosine``: warm-up and
+cosine, the recipe of the shipped model). The base row is trained with extra seeds too, so the table
+says how much two runs that differ only in their seed differ: a difference smaller than that spread
+is not a finding.
+
+From scratch, a CPU budget leaves the coarse stage at the mean pose in every row, so the tables
+measure only the refiner. The paper starts from an ImageNet ResNet; nothing can be downloaded here,
+so ``--preset cpu --init-backbone data/checkpoints/h2t_cpu.pt`` (ours) starts every row's backbone
+from the shipped model's and everything else fresh (Table 4 only: the other tables change the
+backbone). That backbone was trained inside the full model, which may favour the full model's rows.
 
 Runs that finished keep ``<out>/<run>/result.json``; running the command again skips them,
-so a killed ablation continues where it stopped. The table is written (atomically) as
-``--json`` (default ``<out>/ablations.json``) in the format notebook 09 reads.
+so a killed ablation continues where it stopped; ``--shard K/N`` runs every N-th run only, so N
+processes can share the work (run once more without it to write the table). The table is written
+(atomically) as ``--json`` (default ``<out>/ablations.json``) in the format notebook 09 reads.
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import Optional
 
 from .utils import atomic_write_json, is_fast
 
@@ -55,22 +64,35 @@ class Budget:
     batch: int = 16
     num_test: int = 500
     extra_seeds: int = 2  # additional runs of the base row, to measure the seed-to-seed spread
+    preset: str = "tiny"  # model preset of every row ("tiny" at c_e 64, or "cpu" as it is)
+    schedule: str = "step"  # "step" (the paper's decay, scaled) | "cosine" (warm-up + cosine, the shipped recipe)
+    init_backbone: Optional[str] = None  # backbone weights for every row (TrainConfig.init_backbone); Table 4 only
 
     @classmethod
     def fast(cls) -> "Budget":
         return cls(epochs=1, steps=2, batch=4, num_test=8, extra_seeds=1)
 
     def describe(self) -> str:
+        from .config import ModelConfig
+
+        size = ModelConfig.preset(self.preset).image_size
+        init = f", backbone from {self.init_backbone}" if self.init_backbone else ", from scratch"
         return (f"{self.epochs} x {self.steps} steps of {self.batch} images per run "
-                f"({self.epochs * self.steps * self.batch} images), tiny preset at 64 px")
+                f"({self.epochs * self.steps * self.batch} images), {self.preset} preset at {size} px, "
+                f"{self.schedule} schedule{init}")
+
+    def base_model(self) -> dict:
+        """ModelConfig overrides every row starts from: c_e = 64 for the tiny preset, none for the others."""
+        return dict(BASE) if self.preset == "tiny" else {}
 
 
-def run_key(model_over: dict, loss_over: dict, seed: int) -> str:
+def run_key(model_over: dict, loss_over: dict, seed: int, base: Optional[dict] = None, preset: str = "tiny") -> str:
     """A folder name that identifies a configuration (rows with the same config share one run)."""
     from .config import ModelConfig
 
-    tiny = ModelConfig.preset("tiny")
-    m = {k: v for k, v in {**BASE, **model_over}.items() if getattr(tiny, k) != v}  # only what differs
+    ref = ModelConfig.preset(preset)
+    base = BASE if base is None else base
+    m = {k: v for k, v in {**base, **model_over}.items() if getattr(ref, k) != v}  # only what differs
     loss_over = {k: v for k, v in loss_over.items() if v is not True}  # use_mmd=True is the default
     parts = [f"{k}={m[k]}" for k in sorted(m)] + [f"loss.{k}={loss_over[k]}" for k in sorted(loss_over)]
     return "_".join(p.replace("resnet", "r").replace("use_", "") for p in parts) + f"_seed{seed}"
@@ -88,11 +110,14 @@ def train_and_evaluate(data_dir, run_dir, model_over: dict, loss_over: dict, see
     done = run_dir / "result.json"
     if done.exists():
         return json.loads(done.read_text())
+    total = budget.epochs * budget.steps
+    cosine = {"lr_schedule": "cosine", "warmup_steps": min(100, total // 10)} if budget.schedule == "cosine" else {}
+    loss = {"root_weight": 10.0, **loss_over} if budget.schedule == "cosine" else dict(loss_over)  # the cpu recipe's
     cfg = TrainConfig(
-        name="ablation", model_preset="tiny", model={**BASE, **model_over}, loss=dict(loss_over),
+        name="ablation", model_preset=budget.preset, model={**budget.base_model(), **model_over}, loss=loss,
         epochs=budget.epochs, steps_per_epoch=budget.steps, batch_size=budget.batch,
         lr_step=_scaled_step(budget.epochs), val_split="", seed=seed, num_workers=0,
-        log_every=max(1, budget.steps // 5),
+        log_every=max(1, budget.steps // 5), init_backbone=budget.init_backbone, **cosine,
     )
     t0 = time.time()
     train(cfg, data_dir, run_dir, resume=(run_dir / "last.pt").exists(), device=device, progress=False,
@@ -104,15 +129,17 @@ def train_and_evaluate(data_dir, run_dir, model_over: dict, loss_over: dict, see
         import torch.utils.data as tud
 
         test = tud.Subset(test, range(budget.num_test))
-    res = evaluate(model, test, root_source="gt")
+    train_set = open_dataset(data_dir, "train", image_size=model.cfg.image_size)  # for the mean-pose row
+    res = evaluate(model, test, train_dataset=train_set, root_source="gt")
     n = res["num_stages"]
     final, coarse = res["rows"][n - 1], res["rows"][0]
     result = {
-        "config": {**BASE, **model_over}, "loss": dict(loss_over), "seed": seed,
+        "config": {**budget.base_model(), **model_over}, "loss": dict(loss_over), "seed": seed,
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
         "mpjpe_s": round(final["single"], 2), "mpjpe_i": round(final["interacting"], 2),
         "mpjpe": round(final["all"], 2), "coarse_mpjpe": round(coarse["all"], 2),
         "num_test": res["num_samples"], "minutes": round(minutes, 2), "device": _device_name(device),
+        "mean_pose_mpjpe": next((round(r["all"], 2) for r in res["rows"] if r["name"].startswith("reference: mean")), None),
     }
     atomic_write_json(done, result)
     return result
@@ -124,32 +151,51 @@ def seed_spread(values) -> float:
 
 
 def ablate(data_dir, out_dir, budget: Budget | None = None, device: str = "auto", tables=("4", "5", "6"),
-           json_path=None, progress: bool = True) -> dict:
-    """Run every row of the chosen tables (each configuration once) and write the table JSON."""
+           json_path=None, progress: bool = True, shard=(0, 1)) -> Optional[dict]:
+    """Run every row of the chosen tables (each configuration once) and write the table JSON.
+
+    ``shard`` (k, n): run only every n-th configuration starting at k, and write no table (returns
+    None); n processes with k = 0..n-1 share the work. Raises ValueError for ``init_backbone`` with
+    tables other than 4 (they change the backbone)."""
     from tqdm.auto import tqdm
 
     budget = budget or (Budget.fast() if is_fast() else Budget())
+    if budget.init_backbone and set(tables) - {"4"}:
+        raise ValueError(f"--init-backbone fits Table 4 only (Tables 5-6 change the backbone); use --tables 4")
     out_dir = Path(out_dir)
     rows = [r for r in ROWS if r[0] in tables]
+    base = budget.base_model()
+
+    def key_of(m, l, seed):
+        return run_key(m, l, seed, base, budget.preset)
+
     keys = {}
     for _, _, m, l in rows:
-        keys.setdefault(run_key(m, l, 0), (m, l, 0))
+        keys.setdefault(key_of(m, l, 0), (m, l, 0))
     for s in range(1, budget.extra_seeds + 1):
-        keys.setdefault(run_key({}, {}, s), ({}, {}, s))
+        keys.setdefault(key_of({}, {}, s), ({}, {}, s))
+    k, n = shard
+    mine = {key: v for i, (key, v) in enumerate(keys.items()) if i % n == k}
     results = {}
-    for key, (m, l, seed) in tqdm(keys.items(), desc="ablation runs", disable=not progress):
+    for key, (m, l, seed) in tqdm(mine.items(), desc=f"ablation runs (shard {k + 1}/{n})", disable=not progress):
         results[key] = train_and_evaluate(data_dir, out_dir / key, m, l, seed, budget, device)
-    base_seeds = [results[run_key({}, {}, s)]["mpjpe"] for s in range(budget.extra_seeds + 1)]
+    if n > 1:
+        return None
+    base_seeds = [results[key_of({}, {}, s)]["mpjpe"] for s in range(budget.extra_seeds + 1)]
     devices = sorted({r.get("device") or _device_name(device) for r in results.values()})
+    extra = (f" --preset {budget.preset}" if budget.preset != "tiny" else "") + (
+        f" --schedule {budget.schedule}" if budget.schedule != "step" else "") + (
+        f" --init-backbone {budget.init_backbone}" if budget.init_backbone else "")
     table = {
-        "command": (f"python -m h2t_lib ablate --data {data_dir} --out {out_dir} --epochs {budget.epochs} "
-                    f"--steps {budget.steps} --batch {budget.batch} --num-test {budget.num_test} "
-                    f"--extra-seeds {budget.extra_seeds}"),
+        "command": (f"python -m h2t_lib ablate --data {data_dir} --out {out_dir} --tables {','.join(tables)} "
+                    f"--epochs {budget.epochs} --steps {budget.steps} --batch {budget.batch} "
+                    f"--num-test {budget.num_test} --extra-seeds {budget.extra_seeds}{extra}"),
         "device": "; ".join(devices), "budget": budget.describe(),
         "base_seed_mpjpe": base_seeds, "seed_spread_mm": round(seed_spread(base_seeds), 2),
         # a run shared by several rows is reported with each row's own config (e.g. Table 5's
         # "resnet18 / c_e 64" names its backbone, Table 4's full model does not)
-        "rows": [{"table": t, "row": label, **results[run_key(m, l, 0)], "config": {**BASE, **m}, "loss": dict(l)}
+        "mean_pose_mpjpe": next(iter(results.values())).get("mean_pose_mpjpe"),
+        "rows": [{"table": t, "row": label, **results[key_of(m, l, 0)], "config": {**base, **m}, "loss": dict(l)}
                  for t, label, m, l in rows],
     }
     atomic_write_json(json_path or out_dir / "ablations.json", table)
@@ -172,7 +218,8 @@ def _device_name(device: str) -> str:
 def format_table(table: dict) -> str:
     """The rows as a markdown table, grouped by the paper's table."""
     lines = [f"budget: {table['budget']}; device: {table['device']}",
-             f"base row over seeds: {table['base_seed_mpjpe']} mm (spread +- {table['seed_spread_mm']} mm)", "",
+             f"base row over seeds: {table['base_seed_mpjpe']} mm (spread +- {table['seed_spread_mm']} mm); "
+             f"mean training pose: {table.get('mean_pose_mpjpe')} mm", "",
              "| table | row | params (M) | coarse MPJPE | MPJPE-S | MPJPE-I | MPJPE |",
              "|---|---|---|---|---|---|---|"]
     for r in table["rows"]:
@@ -191,12 +238,18 @@ def add_arguments(p) -> None:
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--num-test", type=int, default=None, help="test images (0 = all)")
     p.add_argument("--extra-seeds", type=int, default=None, help="extra runs of the base row (seed spread)")
+    p.add_argument("--preset", default=None, choices=("tiny", "cpu"), help="model preset of every row (default tiny)")
+    p.add_argument("--schedule", default=None, choices=("step", "cosine"),
+                   help="step: the paper's decay scaled (default); cosine: warm-up + cosine, the shipped recipe")
+    p.add_argument("--init-backbone", default=None, dest="init_backbone",
+                   help="start every row's backbone from this checkpoint's (ours; Table 4 only), e.g. data/checkpoints/h2t_cpu.pt")
+    p.add_argument("--shard", default="1/1", help="K/N: run every N-th configuration from the K-th (N processes share the work)")
     p.add_argument("--device", default="auto")
 
 
 def run(args) -> int:
     budget = Budget.fast() if is_fast() else Budget()
-    for field in ("epochs", "steps", "batch", "num_test", "extra_seeds"):
+    for field in ("epochs", "steps", "batch", "num_test", "extra_seeds", "preset", "schedule", "init_backbone"):
         value = getattr(args, field)
         if value is not None:
             setattr(budget, field, value)
@@ -204,6 +257,15 @@ def run(args) -> int:
     bad = [t for t in tables if t not in ("4", "5", "6")]
     if bad:
         raise ValueError(f"--tables {args.tables}: the ablation tables are 4, 5 and 6")
-    table = ablate(args.data, args.out, budget, device=args.device, tables=tables, json_path=args.json)
+    try:
+        k, n = (int(x) for x in args.shard.split("/"))
+        assert 1 <= k <= n
+    except (ValueError, AssertionError):
+        raise ValueError(f"--shard {args.shard}: give K/N with 1 <= K <= N, e.g. 1/2 and 2/2 for two processes")
+    table = ablate(args.data, args.out, budget, device=args.device, tables=tables, json_path=args.json,
+                   shard=(k - 1, n))
+    if table is None:
+        print(f"shard {k}/{n} done; run the command again without --shard to write the table")
+        return 0
     print(format_table(table))
     return 0

@@ -55,3 +55,30 @@ def test_cli_rejects_unknown_table(interhand_dir, capsys):
     assert main(["ablate", "--data", str(interhand_dir), "--tables", "7"]) == 2
     err = capsys.readouterr().err
     assert "tables" in err and "Traceback" not in err
+
+
+def test_table4_with_a_trained_backbone_in_shards(interhand_dir, tmp_path, capsys):
+    from h2t_lib.train import TrainConfig, train
+
+    init = tmp_path / "init"
+    train(TrainConfig.preset("tiny", epochs=1), interhand_dir, init, device="cpu", progress=False)
+    budget = ab.Budget(epochs=1, steps=1, batch=2, num_test=4, extra_seeds=1, schedule="cosine",
+                       init_backbone=str(init / "last.pt"))
+    with pytest.raises(ValueError, match="Table 4 only"):
+        ab.ablate(interhand_dir, tmp_path / "runs", budget, device="cpu", tables=("4", "5"), progress=False)
+    # two shards share the 6 runs (5 rows + 1 extra seed, the full model = base row), no table yet
+    for k in range(2):
+        assert ab.ablate(interhand_dir, tmp_path / "runs", budget, device="cpu", tables=("4",), progress=False,
+                         shard=(k, 2)) is None
+    done = sorted(p.parent.name for p in (tmp_path / "runs").glob("*/result.json"))
+    assert len(done) == 6
+    # every run's backbone is the init's
+    from h2t_lib.checkpoint import load_checkpoint
+
+    src = load_checkpoint(init / "last.pt")[0].state_dict()
+    run = load_checkpoint(tmp_path / "runs" / done[0] / "last.pt")[0]
+    assert run.cfg.image_size == 64
+    table = ab.ablate(interhand_dir, tmp_path / "runs", budget, device="cpu", tables=("4",), progress=False)
+    assert "--schedule cosine --init-backbone" in table["command"] and "from scratch" not in table["budget"]
+    assert table["mean_pose_mpjpe"] > 0 and len(table["rows"]) == 5
+    assert src  # the source had weights to copy (the copy itself is tested in test_train)

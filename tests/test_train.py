@@ -184,3 +184,54 @@ def test_cosine_schedule_warms_up_then_decays_to_its_floor():
     assert seen[-1] == 0.0 and seen[1] == pytest.approx(1e-3)
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig.preset("tiny", lr_schedule="linear")
+
+
+def test_init_backbone_copies_the_backbone_only(two_epochs):
+    from h2t_lib.train_state import build
+
+    out, _, _ = two_epochs
+    source = _weights(out / "last.pt")
+    model, _, _ = build(TrainConfig.preset("tiny", init_backbone=str(out / "last.pt"), seed=5), "cpu")
+    fresh, _, _ = build(TrainConfig.preset("tiny", seed=5), "cpu")
+    mine = model.state_dict()
+    backbone = [k for k in mine if k.startswith("extractor.backbone.")]
+    assert backbone and all(torch.equal(mine[k].float(), source[k].float()) for k in backbone)
+    # the backbone differs from a fresh model's; everything after it is the fresh model's, not the source's
+    assert not all(torch.equal(mine[k], fresh.state_dict()[k]) for k in backbone)
+    rest = [k for k in mine if not k.startswith("extractor.backbone.") and mine[k].is_floating_point()]
+    assert rest and all(torch.equal(mine[k], fresh.state_dict()[k]) for k in rest)
+    assert not all(torch.equal(mine[k].float(), source[k].float()) for k in rest)
+
+
+def test_init_backbone_of_another_backbone_is_a_clear_error(two_epochs):
+    from h2t_lib.train_state import build
+
+    out, _, _ = two_epochs
+    cfg = TrainConfig.preset("tiny", init_backbone=str(out / "last.pt"), model={"backbone": "resnet50"})
+    with pytest.raises(ValueError, match="does not fit this model"):
+        build(cfg, "cpu")
+    with pytest.raises(ValueError, match="both set"):
+        TrainConfig.preset("tiny", init=str(out / "last.pt"), init_backbone=str(out / "last.pt"))
+
+
+def test_pred_root_frac_chooses_the_wrists_kgff_projects_with(two_epochs, data_dir):
+    from h2t_lib.data.loading import open_dataset
+    from h2t_lib.model.batch import forward
+
+    model, _ = load_checkpoint(two_epochs[0] / "last.pt")
+    model.eval()
+    ds = open_dataset(data_dir, "train", model.cfg.image_size)
+    batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
+    with torch.no_grad():
+        gt, pred = forward(model, batch, "gt"), forward(model, batch, "pred")
+        all_pred, none = forward(model, batch, "gt", pred_root_frac=1.0), forward(model, batch, "gt", pred_root_frac=0.0)
+        torch.manual_seed(0)
+        half = forward(model, batch, "gt", pred_root_frac=0.5)
+        torch.manual_seed(0)
+        chosen = torch.rand(4) < 0.5  # the draw forward made
+    assert not torch.allclose(gt["p"][-1], pred["p"][-1])  # the wrists matter to the refiner
+    torch.testing.assert_close(all_pred["p"][-1], pred["p"][-1])
+    torch.testing.assert_close(none["p"][-1], gt["p"][-1])
+    assert 0 < int(chosen.sum()) < 4
+    for i in range(4):
+        torch.testing.assert_close(half["p"][-1][i], (pred if chosen[i] else gt)["p"][-1][i])
