@@ -396,3 +396,121 @@ def test_benchmark_reports_the_worker_pool_rate():
     assert res["workers"] == 2 and r["workers_images_per_s"] > 0
     assert r["images_per_s"] > 0 and r["with_jpeg_images_per_cpu_s"] > 0
     assert "workers" not in synth.benchmark(sizes=(64,), num=2)
+
+
+# --------------------------------------------------------------------------- #
+# Style "v2" (issue 13: a smooth skin, palm volumes, skin shading, camera effects)
+# --------------------------------------------------------------------------- #
+#: sha256 over image, joint_vis and occlusion of samples (5, "test", 0..5) at 64 and 128 px, taken
+#: before style v2 was added: the default look is the one the shipped model was trained on
+DEFAULT_LOOK_SHA256 = "e6a8a6ec8ed256cdee0af599b144cb0e3eaadf79bd959995f235339b2f54c7b7"
+
+
+def _look_digest(**kw):
+    h = hashlib.sha256()
+    for size in (64, 128):
+        r = synth.camera_rig(size)
+        for i in range(6):
+            s = synth.render_sample(synth.sample_rng(5, "test", i), size, rig=r, **kw)
+            h.update(s["image"].tobytes())
+            h.update(s["joint_vis"].tobytes())
+            h.update(np.float64(s["occlusion"]).tobytes())
+    return h.hexdigest()
+
+
+def test_the_default_look_is_unchanged():
+    assert _look_digest() == DEFAULT_LOOK_SHA256
+    assert _look_digest(style="v1") == DEFAULT_LOOK_SHA256
+
+
+def test_v2_is_deterministic_and_draws_the_same_scenes(rig):
+    for seed in (3, 4):
+        a = synth.render_sample(seed, SIZE, rig=rig, style="v2")
+        b = synth.render_sample(seed, SIZE, rig=rig, style="v2")
+        v1 = synth.render_sample(seed, SIZE, rig=rig)
+        assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["joint_vis"], b["joint_vis"])
+        # the same poses, views and camera as v1 (v2 draws its extras after v1's), another look
+        assert np.array_equal(a["joints_world"], v1["joints_world"]) and a["camera"] == v1["camera"]
+        assert a["hand_type"] == v1["hand_type"] and a["interaction"] == v1["interaction"]
+        assert not np.array_equal(a["image"], v1["image"])
+        hand = (a["layer"] == 0) | (a["layer"] == 2)
+        assert hand.mean() > 0.02 and np.mean((a["layer"] >= 0) == (v1["layer"] >= 0)) > 0.95
+    with pytest.raises(ValueError, match="style"):
+        synth.render_sample(0, SIZE, rig=rig, style="v3")
+
+
+def _bent_finger():
+    """Two capsules of one finger meeting at a joint at 300 mm, bent by about 45 degrees."""
+    a = np.array([[0.0, -40.0, 300.0], [0.0, 0.0, 300.0]])
+    b = np.array([[0.0, 0.0, 300.0], [28.0, 28.0, 310.0]])
+    return rd.Primitives(np.zeros(2, int), a, b, b, np.array([9.0, 9.0]), np.array([9.0, 8.0]), np.zeros(2, int),
+                         np.zeros(2, int), np.tile([0.0, 0.0, -1.0], (2, 1)))
+
+
+def _largest_normal_step(ras, erode=3):
+    """The largest angle (deg) between the normals of 4-neighbour pixels inside the silhouette
+    (eroded by ``erode`` px: at the outline the normal turns fast on any round body)."""
+    m = ras.layer >= 0
+    for _ in range(erode):
+        m = m & np.roll(m, 1, 0) & np.roll(m, -1, 0) & np.roll(m, 1, 1) & np.roll(m, -1, 1)
+    worst = 0.0
+    for ax in (0, 1):
+        both = m & np.roll(m, -1, ax)
+        cos = (ras.normal * np.roll(ras.normal, -1, ax)).sum(-1)[both]
+        worst = max(worst, float(np.degrees(np.arccos(np.clip(cos, -1, 1))).max()))
+    return worst
+
+
+def test_v2_skin_has_no_crease_where_two_capsules_meet():
+    prims, f, c = _bent_finger(), (400.0, 400.0), (64.0, 64.0)
+    hard = rd.rasterize(prims, f, c, 128)
+    soft = rd.rasterize_blended(prims, f, c, 128, blend=3.5)
+    assert _largest_normal_step(hard) > 25  # the capsules' union: a crease on the inside of the bend
+    assert _largest_normal_step(soft) < 15  # the smooth union: none
+    # the fillet adds skin inside the bend and removes none (up to the sweep-sphere approximation, mm)
+    hard_in, soft_in = np.isfinite(hard.depth), np.isfinite(soft.depth)
+    assert np.all(soft_in[hard_in]) and soft_in.sum() > hard_in.sum()
+    assert np.all(soft.depth[hard_in] <= hard.depth[hard_in] + 0.6)
+    assert (soft.depth[hard_in] < hard.depth[hard_in] - 1.0).sum() > 20
+
+
+def test_blended_raster_of_one_capsule_is_the_capsule():
+    """With one primitive the smooth union is the primitive: the same silhouette, depth and normals."""
+    p = _bent_finger().select(np.array([True, False]))
+    f, c = (400.0, 400.0), (64.0, 64.0)
+    hard, soft = rd.rasterize(p, f, c, 128), rd.rasterize_blended(p, f, c, 128, blend=3.5)
+    assert np.array_equal(np.isfinite(hard.depth), np.isfinite(soft.depth))
+    seen = np.isfinite(hard.depth)
+    assert np.abs(hard.depth[seen] - soft.depth[seen]).max() < 0.05
+    err = np.abs(hard.normal[seen] - soft.normal[seen]).max(-1)  # (the pieces a capsule is cut into differ a little)
+    assert np.percentile(err, 99) < 0.03 and err.max() < 0.15
+    assert np.array_equal(hard.layer, soft.layer) and np.array_equal(hard.prim, soft.prim)
+
+
+def test_v2_primitives_add_palm_volumes_to_the_same_skeleton(rng):
+    pose, shape = hm.sample_hand_pose(rng), hm.sample_hand_shape(rng)
+    joints, dorsal = hm.forward_kinematics(pose, shape, "right")
+    v1 = rd.hand_primitives(joints, shape.radii, dorsal, "right")
+    v2 = rd.hand_primitives(joints, shape.radii, dorsal, "right", style="v2")
+    n1 = len(v1) - 1  # the forearm comes last in both
+    assert len(v2) == len(v1) + 7
+    for name in ("kind", "a", "b", "c", "ra", "rb"):
+        assert np.array_equal(getattr(v1, name)[:n1], getattr(v2, name)[:n1])
+        assert np.array_equal(getattr(v1, name)[-1], getattr(v2, name)[-1])
+    assert (v2.part == rd.PALM).sum() == 6 and (v2.part == rd.PHALANX).sum() == 10 and rd.PALM not in v1.part
+    # the new volumes sit on the palm side (hypothenar, pad, thenar) and the back (knuckles)
+    x, y, z = hm.hand_axes(joints, "right")
+    centre = 0.5 * (v2.a[n1:-1] + v2.b[n1:-1]) - joints[sk.WRIST]
+    assert np.all(centre[:3] @ z < 0) and np.all(centre[3:] @ z > 0)
+
+
+def test_write_dataset_with_style_v2(tmp_path):
+    summary = synth.write_dataset(tmp_path / "a", "test", num=2, size=48, seed=2, progress=False, style="v2")
+    synth.write_dataset(tmp_path / "b", "test", num=2, size=48, seed=2, progress=False, style="v2")
+    synth.write_dataset(tmp_path / "c", "test", num=2, size=48, seed=2, progress=False)
+    assert summary["style"] == "v2" and _tree_digest(tmp_path / "a") == _tree_digest(tmp_path / "b")
+    imgs = lambda d: _tree_digest(tmp_path / d / "images")
+    assert imgs("a") != imgs("c")
+    assert _load(tmp_path / "a", "test", "joint_3d") == _load(tmp_path / "c", "test", "joint_3d")
+    with pytest.raises(ValueError, match="--style"):
+        synth.write_dataset(tmp_path / "d", "test", num=1, size=48, style="photo", progress=False)

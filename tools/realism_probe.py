@@ -1,14 +1,25 @@
-"""Image-space probes for the realism report (docs/realism.md): copy a rendered dataset folder and
-rewrite its JPEGs with one post-processing step, the annotations unchanged, so that
-``python -m h2t_lib realism`` on the copy is a paired comparison with the original.
+"""Probes for the realism report (docs/realism.md).
+
+Image-space probes: copy a rendered dataset folder and rewrite its JPEGs with one post-processing
+step, the annotations unchanged, so that ``python -m h2t_lib realism`` on the copy is a paired
+comparison with the original::
 
     python tools/realism_probe.py SRC DST camera|blur2|gray [--seed 0]
 
 camera: Gaussian blur sigma 1 px, Gaussian noise sigma 4 (grey levels, same on all channels),
 JPEG quality 70; blur2: Gaussian blur sigma 2 px (JPEG 95); gray: grayscale (JPEG 95).
-It does not change the renderer; it tells which image-level change is worth building into it.
+
+Ablations of the renderer's style "v2": render a dataset with style v2 less some of its parts::
+
+    python tools/realism_probe.py render DST --seed 777 --interacting-frac 0 [--without shading,camera,blend]
+
+shading: v1-like light (no wrap / subsurface tint, creases, flush, mottling, crevice occlusion);
+camera: v1's mild blur and noise instead of :func:`synth.camera_effects`; blend: the hard union
+of the v2 primitives (:func:`render.rasterize`) instead of the smooth one. The scenes are those
+of ``synth --style v1/v2`` with the same seed (v2 draws its extras after everything of v1).
 """
 import argparse
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
@@ -17,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 KINDS = ("camera", "blur2", "gray")
+PARTS = ("shading", "camera", "blend")
 
 
 def probe(src, dst, kind, seed=0):
@@ -41,7 +53,56 @@ def probe(src, dst, kind, seed=0):
             im.convert("L").convert("RGB").save(p, quality=95)
 
 
+def _v1_camera(image, rng):
+    """Style v1's mild blur (sigma up to ~0.7 px) and uniform integer noise, on a float image -> uint8."""
+    from h2t_lib.data import synth
+
+    pil = Image.fromarray((np.asarray(image) * 255 + 0.5).astype(np.uint8))
+    pil = Image.blend(pil, pil.filter(synth._SMOOTH), rng.uniform(0.3, 1.0))
+    amp = int(rng.integers(2, 8))
+    noise = rng.integers(-amp, amp + 1, size=(image.shape[0], image.shape[1], 3), dtype=np.int16)
+    return np.clip(np.asarray(pil, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+def render_without(dst, without, seed, interacting_frac, num=300, size=256, split="test"):
+    """Write a style-v2 dataset with the parts in ``without`` (a subset of :data:`PARTS`) turned off,
+    in this process (the switches are module attributes, so no worker processes)."""
+    from h2t_lib.data import render as rd
+    from h2t_lib.data import synth
+
+    bad = set(without) - set(PARTS)
+    if bad:
+        raise SystemExit(f"realism_probe: --without takes {', '.join(PARTS)}, got {', '.join(sorted(bad))}")
+    sample_look, rasterize_blended = rd.sample_skin_look, rd.rasterize_blended
+    if "shading" in without:
+        def plain_look(rng, size, finger_radius=8.0):
+            look = sample_look(rng, size, finger_radius)  # the same draws, then neutral values
+            return dataclasses.replace(look, wrap=0.0, sss=0.0, crease=0.0, flush=0.0, mottle=None, ao=0.0)
+        rd.sample_skin_look = plain_look
+    if "camera" in without:
+        synth.camera_effects = _v1_camera
+    if "blend" in without:
+        rd.rasterize_blended = lambda prims, focal, princpt, size, blend, **kw: rd.rasterize(prims, focal, princpt, size)
+    try:
+        return synth.write_dataset(dst, split, num, size, seed, interacting_frac, progress=False, style="v2")
+    finally:
+        rd.sample_skin_look, rd.rasterize_blended = sample_look, rasterize_blended
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["render"]:
+        ap = argparse.ArgumentParser(description="render a style-v2 dataset without some of its parts")
+        ap.add_argument("dst")
+        ap.add_argument("--seed", type=int, default=777)
+        ap.add_argument("--interacting-frac", type=float, default=0.0)
+        ap.add_argument("--num", type=int, default=300)
+        ap.add_argument("--size", type=int, default=256)
+        ap.add_argument("--without", default="", help=f"comma-separated parts to turn off: {', '.join(PARTS)}")
+        a = ap.parse_args(argv[1:])
+        without = [w for w in a.without.split(",") if w]
+        print(render_without(a.dst, without, a.seed, a.interacting_frac, a.num, a.size))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("src")
     ap.add_argument("dst")

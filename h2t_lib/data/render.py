@@ -41,6 +41,10 @@ from h2t_lib.data import hand_model as hm
 # primitive kinds and parts
 CAPSULE, SLAB = 0, 1
 SKIN, FOREARM, DISTAL = 0, 1, 2
+#: style "v2" only: the palm's slabs and their rims, one piece for :func:`rasterize_blended`
+PALM = 3
+#: style "v2" only: the phalanges between the base and the distal one (where the flexion creases are)
+PHALANX = 4
 #: layers of the depth buffer: (right hand, right forearm, left hand, left forearm)
 NUM_LAYERS = 4
 
@@ -99,7 +103,7 @@ _BONES = np.array([(c[k], c[k + 1], f, k) for f, c in enumerate(sk.FINGER_CHAINS
 
 
 def hand_primitives(joints21, radii, dorsal21=None, side: str = "right", forearm: bool = True,
-                    wrist_bend=(0.0, 0.0)) -> Primitives:
+                    wrist_bend=(0.0, 0.0), style: str = "v1") -> Primitives:
     """The primitives of one hand from its 21 joints.
 
     joints21: (21, 3) mm; radii: (5, 5) per-finger radii as ``HandShape.radii``;
@@ -108,7 +112,8 @@ def hand_primitives(joints21, radii, dorsal21=None, side: str = "right", forearm
     Fingers: one tapered capsule per bone (the metacarpals thinner, inside the palm; the last
     one stops short of the tip so that the tip joint lies on the skin). Palm: two slabs (wrist
     corners, index and pinky knuckles) with capsule rims, a thenar pad and the thumb web.
-    The forearm (last primitive) is :func:`forearm_primitive`.
+    The forearm (last primitive) is :func:`forearm_primitive`. ``style="v2"`` marks the slabs and
+    rims as one piece (part :data:`PALM`) and adds the soft volumes of :func:`palm_volumes`.
     """
     j = np.asarray(joints21, dtype=float)
     radii = np.asarray(radii, dtype=float)
@@ -127,7 +132,7 @@ def hand_primitives(joints21, radii, dorsal21=None, side: str = "right", forearm
     b[tip] -= d / np.linalg.norm(d, axis=1, keepdims=True).clip(1e-6) * (0.85 * rb[tip])[:, None]
     kind = [np.zeros(20, np.int64)]
     A, B, C, RA, RB = [a], [b], [b], [ra], [rb]
-    part, dors = [np.where(tip, DISTAL, SKIN)], [dorsal21[ch]]
+    part, dors = [np.where(tip, DISTAL, np.where((k > 0) & (style == "v2"), PHALANX, SKIN))], [dorsal21[ch]]
     # --- palm: slabs and rims ---
     w = j[sk.WRIST]
     mcp = {name: j[sk.FINGER_CHAINS[name][1]] for name in hm.FINGERS}
@@ -144,13 +149,18 @@ def hand_primitives(joints21, radii, dorsal21=None, side: str = "right", forearm
         (CAPSULE, j[sk.FINGER_CHAINS["thumb"][2]], w + 0.4 * (mcp["index"] - w), None, 0.7 * radii[0, 2],
          0.8 * r_palm),  # thumb web
     ]
+    palm_part = np.full(len(rows), SKIN)
+    if style == "v2":
+        palm_part[:6] = PALM  # slabs, knuckles, edges, wrist
+        rows += palm_volumes(j, radii, x, z, r_palm)
+        palm_part = np.concatenate([palm_part, np.full(len(rows) - len(palm_part), SKIN)])
     kind.append(np.array([r[0] for r in rows]))
     A.append(np.array([r[1] for r in rows]))
     B.append(np.array([r[2] for r in rows]))
     C.append(np.array([r[2] if r[3] is None else r[3] for r in rows]))
     RA.append(np.array([r[4] for r in rows]))
     RB.append(np.array([r[5] for r in rows]))
-    part.append(np.full(len(rows), SKIN))
+    part.append(palm_part)
     dors.append(np.tile(z, (len(rows), 1)))
     n = 20 + len(rows)
     prims = Primitives(np.concatenate(kind), np.concatenate(A), np.concatenate(B), np.concatenate(C),
@@ -159,6 +169,35 @@ def hand_primitives(joints21, radii, dorsal21=None, side: str = "right", forearm
     if forearm:
         prims = Primitives.concat([prims, forearm_primitive(j, radii, side, wrist_bend)])
     return prims
+
+
+def palm_volumes(j, radii, x, z, r_palm) -> list:
+    """Style "v2": the soft volumes that make the flat palm plate look like a palm, as rows
+    ``(kind, a, b, c, ra, rb)`` of :func:`hand_primitives`. j: (21, 3) joints (mm); x, z: the
+    hand's ulnar and dorsal axes; r_palm: the plate's half thickness (mm).
+
+    * hypothenar eminence: the pad along the little-finger side of the palm;
+    * distal palmar pad: the cushion under the finger bases (the palm side of the knuckles);
+    * thenar eminence: a fuller pad at the thumb's base, inside the palm;
+    * knuckles: the heads of the index..pinky metacarpals, on the back of the hand.
+    """
+    w = j[sk.WRIST]
+    mcp = {name: j[sk.FINGER_CHAINS[name][1]] for name in hm.FINGERS}
+    width = np.linalg.norm(mcp["pinky"] - mcp["index"])
+    w_u = w + 0.3 * width * x
+    palmar = -z  # the palm faces -z
+    rows = [
+        (CAPSULE, w_u + 0.25 * (mcp["pinky"] - w_u) + 0.35 * r_palm * palmar - 0.1 * width * x,
+         w_u + 0.8 * (mcp["pinky"] - w_u) + 0.3 * r_palm * palmar - 0.1 * width * x, None, 1.05 * r_palm, 0.8 * r_palm),
+        (CAPSULE, mcp["index"] + 0.35 * r_palm * palmar + 0.15 * (w - mcp["index"]),
+         mcp["pinky"] + 0.35 * r_palm * palmar + 0.15 * (w - mcp["pinky"]), None, 0.85 * r_palm, 0.75 * r_palm),
+        (CAPSULE, mcp["thumb"] + 0.3 * r_palm * palmar, w + 0.3 * (mcp["middle"] - w) + 0.45 * r_palm * palmar
+         - 0.15 * width * x, None, 1.1 * radii[0, 1], 1.05 * r_palm),
+    ]
+    for f, name in enumerate(hm.FINGERS[1:], start=1):
+        c = mcp[name] + 0.55 * r_palm * z
+        rows.append((CAPSULE, c, c, None, 0.6 * radii[f, 1], 0.6 * radii[f, 1]))
+    return [(kd, a, b, b if c is None else c, ra, rb) for kd, a, b, c, ra, rb in rows]
 
 
 def palm_radius(radii) -> float:
@@ -277,6 +316,44 @@ def _boxes(us, vs, rad, W, H):
     return x0, x1, y0, y1
 
 
+def _slab_hits(prims: Primitives, slab, fx, fy, cx, cy, W, H):
+    """Rays that hit the faces of slabs ``slab`` over their triangles (each face the triangle's
+    plane pushed r towards the camera). Returns (slab number (F,), col, row, depth lam (F,),
+    face normals (T, 3), pushed corners P0 (T, 3))."""
+    f32 = np.float32
+    fmax = max(fx, fy)
+    V = np.stack([prims.a[slab], prims.b[slab], prims.c[slab]])  # (3, T, 3)
+    r = prims.ra[slab]
+    n = _cross(V[1] - V[0], V[2] - V[0])
+    n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
+    n = np.where(((n * V[0]).sum(1) > 0)[:, None], -n, n)  # the face looking at the camera
+    us, vs = _project(V.reshape(-1, 3), fx, fy, cx, cy)
+    pad = np.repeat((r / np.maximum(V[..., 2].min(0) - r, 1e-3) * fmax * 1.05 + 1.0)[None], 3, 0)
+    box = _boxes(us.reshape(3, -1), vs.reshape(3, -1), pad, W, H)
+    tid, px, py = _fragments(*box)
+    vx = (px.astype(f32) - f32(cx)) / f32(fx)
+    vy = (py.astype(f32) - f32(cy)) / f32(fy)
+    # per triangle: the plane pushed r towards the camera, n . X = off, and barycentric helpers
+    P0 = V[0] + r[:, None] * n  # a corner of the pushed triangle
+    e0, e1 = V[1] - V[0], V[2] - V[0]
+    d00, d01, d11 = (e0 * e0).sum(1), (e0 * e1).sum(1), (e1 * e1).sum(1)
+    den = d00 * d11 - d01 * d01
+    consts = np.stack([n[:, 0], n[:, 1], n[:, 2], (n * P0).sum(1), P0[:, 0], P0[:, 1], P0[:, 2],
+                       *(e0.T), *(e1.T), d00 / den, d01 / den, d11 / den]).astype(f32)
+    q = np.take(consts, tid, axis=1)  # (16, F)
+    ndv = q[0] * vx + q[1] * vy + q[2]
+    ok = ndv < -0.02
+    lam = q[3] / np.where(ok, ndv, f32(-1.0))  # ray X = lam (vx, vy, 1) meets the plane
+    wx, wy, wz = vx * lam - q[4], vy * lam - q[5], lam - q[6]
+    d20 = wx * q[7] + wy * q[8] + wz * q[9]
+    d21 = wx * q[10] + wy * q[11] + wz * q[12]
+    beta = q[15] * d20 - q[14] * d21
+    gamma = q[13] * d21 - q[14] * d20
+    inside = ok & (lam > 0) & (beta >= 0) & (gamma >= 0) & (beta + gamma <= 1)
+    tid, px, py, lam = tid[inside], px[inside], py[inside], lam[inside]
+    return tid, px, py, lam, n, P0
+
+
 def rasterize(prims: Primitives, focal, princpt, size: int, num_layers: int = NUM_LAYERS, near: float = 10.0) -> Raster:
     """Ray-cast primitives into a size x size z-buffer with ``num_layers`` layers (see module doc)."""
     H = W = int(size)
@@ -336,35 +413,7 @@ def rasterize(prims: Primitives, focal, princpt, size: int, num_layers: int = NU
     # ---------------- slabs ----------------
     slab = np.flatnonzero((prims.kind == SLAB) & (np.min(np.stack([prims.a[:, 2], prims.b[:, 2], prims.c[:, 2]]), 0) > near + prims.ra))
     if slab.size:
-        V = np.stack([prims.a[slab], prims.b[slab], prims.c[slab]])  # (3, T, 3)
-        r = prims.ra[slab]
-        n = _cross(V[1] - V[0], V[2] - V[0])
-        n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
-        n = np.where(((n * V[0]).sum(1) > 0)[:, None], -n, n)  # the face looking at the camera
-        us, vs = _project(V.reshape(-1, 3), fx, fy, cx, cy)
-        pad = np.repeat((r / np.maximum(V[..., 2].min(0) - r, 1e-3) * fmax * 1.05 + 1.0)[None], 3, 0)
-        box = _boxes(us.reshape(3, -1), vs.reshape(3, -1), pad, W, H)
-        tid, px, py = _fragments(*box)
-        vx = (px.astype(f32) - f32(cx)) / f32(fx)
-        vy = (py.astype(f32) - f32(cy)) / f32(fy)
-        # per triangle: the plane pushed r towards the camera, n . X = off, and barycentric helpers
-        P0 = V[0] + r[:, None] * n  # a corner of the pushed triangle
-        e0, e1 = V[1] - V[0], V[2] - V[0]
-        d00, d01, d11 = (e0 * e0).sum(1), (e0 * e1).sum(1), (e1 * e1).sum(1)
-        den = d00 * d11 - d01 * d01
-        consts = np.stack([n[:, 0], n[:, 1], n[:, 2], (n * P0).sum(1), P0[:, 0], P0[:, 1], P0[:, 2],
-                           *(e0.T), *(e1.T), d00 / den, d01 / den, d11 / den]).astype(f32)
-        q = np.take(consts, tid, axis=1)  # (16, F)
-        ndv = q[0] * vx + q[1] * vy + q[2]
-        ok = ndv < -0.02
-        lam = q[3] / np.where(ok, ndv, f32(-1.0))  # ray X = lam (vx, vy, 1) meets the plane
-        wx, wy, wz = vx * lam - q[4], vy * lam - q[5], lam - q[6]
-        d20 = wx * q[7] + wy * q[8] + wz * q[9]
-        d21 = wx * q[10] + wy * q[11] + wz * q[12]
-        beta = q[15] * d20 - q[14] * d21
-        gamma = q[13] * d21 - q[14] * d20
-        inside = ok & (lam > 0) & (beta >= 0) & (gamma >= 0) & (beta + gamma <= 1)
-        tid, px, py, lam = tid[inside], px[inside], py[inside], lam[inside]
+        tid, px, py, lam, n, _ = _slab_hits(prims, slab, fx, fy, cx, cy, W, H)
         hits.append((slab[tid], py * W + px, lam, n[tid].astype(f32), np.full(tid.size, 0.5, f32)))
 
     layers = np.full((num_layers, H * W), np.inf, dtype=f32)
@@ -387,6 +436,175 @@ def rasterize(prims: Primitives, focal, princpt, size: int, num_layers: int = NU
         t_img[pix] = tt[win]
     else:
         depth = layers.min(axis=0)
+    return Raster(layers.reshape(num_layers, H, W), depth.reshape(H, W), prim_img.reshape(H, W),
+                  layer_img.reshape(H, W), normal_img.reshape(H, W, 3), t_img.reshape(H, W))
+
+
+# --------------------------------------------------------------------------- #
+# The blended rasteriser (style "v2"): one smooth skin over the primitives
+# --------------------------------------------------------------------------- #
+#: radius of the slab planes seen as spheres by the blended rasteriser (mm): flat to < 0.1 mm over a palm
+_PLANE_RADIUS = 2.0e4
+
+
+def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
+    """Fragments of the capsules ``cap`` for :func:`rasterize_blended`.
+
+    Like the hard rasteriser, but every pixel within ``blend`` mm of a capsule (on screen)
+    becomes a fragment, hit or not, and of the pieces a capsule is cut into only the one
+    holding the pixel's closest point on the projected axis is kept (one fragment per pixel
+    and capsule: pieces of one capsule must not blend with each other).
+    Returns (prim id, pixel, depth lam, hit, sphere centre (F, 3), radius, t), depth being the
+    ray's hit of the sweep sphere, or its closest approach to the sphere centre when it misses.
+    """
+    f32 = np.float32
+    fmax = max(fx, fy)
+    a, b, ra, rb, src, t0, t1 = _split_capsules(prims.a[cap], prims.b[cap], prims.ra[cap], prims.rb[cap], fmax)
+    ua, va = _project(a, fx, fy, cx, cy)
+    ub, vb = _project(b, fx, fy, cx, cy)
+    pa = (ra + blend) / np.maximum(a[:, 2] - ra - blend, 1e-3) * fmax * 1.05 + 1.0
+    pb = (rb + blend) / np.maximum(b[:, 2] - rb - blend, 1e-3) * fmax * 1.05 + 1.0
+    pid, px, py = _fragments(*_boxes(np.stack([ua, ub]), np.stack([va, vb]), np.stack([pa, pb]), W, H))
+    vx = (px.astype(f32) - f32(cx)) / f32(fx)
+    vy = (py.astype(f32) - f32(cy)) / f32(fy)
+    A, B = a.astype(f32), b.astype(f32)
+    anx, any_ = A[:, 0] / A[:, 2], A[:, 1] / A[:, 2]
+    dnx, dny = B[:, 0] / B[:, 2] - anx, B[:, 1] / B[:, 2] - any_
+    inv = 1.0 / np.maximum(dnx * dnx + dny * dny, f32(1e-12))
+    rz_a = (ra + blend).astype(f32) / A[:, 2]
+    drz = (rb + blend).astype(f32) / B[:, 2] - rz_a
+    q = np.take(np.stack([anx, any_, dnx, dny, inv, rz_a, drz, (t0 > 0), (t1 < 1)]).astype(f32), pid, axis=1)
+    ex, ey = vx - q[0], vy - q[1]
+    s = (ex * q[2] + ey * q[3]) * q[4]  # closest point on the projected piece, unclipped
+    own = ~(((s < 0) & (q[7] > 0)) | ((s > 1) & (q[8] > 0)))  # beyond an inner cut: the next piece's pixel
+    t = np.clip(s, 0.0, 1.0)
+    ex -= t * q[2]
+    ey -= t * q[3]
+    rz = (q[5] + t * q[6]) * f32(1.1)
+    keep = own & (ex * ex + ey * ey < rz * rz)
+    pid, px, py, vx, vy, t = pid[keep], px[keep], py[keep], vx[keep], vy[keep], t[keep]
+    q = np.take(np.stack([A[:, 0], A[:, 1], A[:, 2], B[:, 0] - A[:, 0], B[:, 1] - A[:, 1], B[:, 2],
+                          ra.astype(f32), (rb - ra).astype(f32)]), pid, axis=1)
+    za, zb = q[2], q[5]
+    t3 = t * za / ((1.0 - t) * zb + t * za)
+    C = np.stack([q[0] + t3 * q[3], q[1] + t3 * q[4], za + t3 * (zb - za)], axis=1)
+    r = q[6] + t3 * q[7]
+    vc = vx * C[:, 0] + vy * C[:, 1] + C[:, 2]
+    vv = vx * vx + vy * vy + 1.0
+    disc = vc * vc - vv * ((C * C).sum(1) - r * r)
+    hit = disc > 0
+    lam = (vc - np.sqrt(np.maximum(disc, 0.0))) / vv  # a miss: the closest approach to the centre
+    tt = (t0[pid] + t3 * (t1 - t0)[pid]).astype(f32)
+    return cap[src[pid]], py * W + px, lam, hit, C, r, tt
+
+
+def _blend_slab_fragments(prims, slab, fx, fy, cx, cy, W, H):
+    """Fragments of the slabs ``slab`` for :func:`rasterize_blended`: the rays that hit a slab's
+    face over its triangle, each slab face given as a sphere of radius :data:`_PLANE_RADIUS`
+    tangent to it (so capsules and slabs are blended by one formula). Same tuple as
+    :func:`_blend_capsule_fragments`."""
+    f32 = np.float32
+    tid, px, py, lam, n, P0 = _slab_hits(prims, slab, fx, fy, cx, cy, W, H)
+    C = (P0 - _PLANE_RADIUS * n)[tid].astype(f32)
+    return (slab[tid], py * W + px, lam, np.ones(tid.size, bool), C, np.full(tid.size, _PLANE_RADIUS, f32),
+            np.full(tid.size, 0.5, f32))
+
+
+def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float, num_layers: int = NUM_LAYERS,
+                      near: float = 10.0) -> Raster:
+    """Ray-cast the *smooth union* of the primitives of each layer (style "v2"). Same output as :func:`rasterize`.
+
+    Every primitive is a signed distance d_i(X) = |X - C_i| - r_i (mm) to its sweep sphere nearest
+    the pixel (a slab face: a huge sphere tangent to it). The layer's skin is F(X) = 0 with the
+    polynomial smooth minimum of Quilez (k = ``blend`` mm)::
+
+        m = min_i d_i,   h_i = max(0, 1 - (d_i - m) / k),   F = m - k/4 * sum_{i != argmin} h_i^2
+
+    (exactly smin(a, b) = min - k h^2 / 4 for two primitives), so capsules meeting at a joint
+    are joined by a fillet of size ~k instead of a crease. Per pixel and layer, F is evaluated
+    at X0 = the first hard hit (or, off the hard silhouette, the closest approach to the nearest
+    sphere), then one Newton step along the ray, ``lam = lam0 - F / (grad F . v)`` (-k <= step <= 0),
+    gives the depth; the pixel is covered where the hard union is, or where F(X0) < 0 (the
+    fillets). The normal is grad F = (1 - H/2) n_min + 1/2 sum h_i n_i (H = sum h_i, i != argmin),
+    continuous across the joints. The palm's slabs and rims (part :data:`PALM`) are one piece:
+    among them only the nearest counts (their faces coincide at the rims). prim / t are those of
+    the nearest primitive (for the colours).
+    """
+    H = W = int(size)
+    fx, fy = (float(v) for v in focal)
+    cx, cy = (float(v) for v in princpt)
+    f32 = np.float32
+    k = f32(blend)
+    HW = H * W
+    parts = []
+    cap = np.flatnonzero((prims.kind == CAPSULE) & (prims.a[:, 2] > near + prims.ra + blend)
+                         & (prims.b[:, 2] > near + prims.rb + blend))
+    if cap.size:
+        parts.append(_blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend))
+    slab = np.flatnonzero((prims.kind == SLAB) & (np.min(np.stack([prims.a[:, 2], prims.b[:, 2], prims.c[:, 2]]), 0)
+                                                  > near + prims.ra))
+    if slab.size:
+        parts.append(_blend_slab_fragments(prims, slab, fx, fy, cx, cy, W, H))
+    n_keys = num_layers * HW
+    if not parts:
+        inf = np.full((num_layers, H, W), np.inf, f32)
+        return Raster(inf, inf[0].copy(), np.full((H, W), -1, np.int64), np.full((H, W), -1, np.int8),
+                      np.zeros((H, W, 3), f32), np.zeros((H, W), f32))
+    pid, pix, lam, hit, C, r, tt = (np.concatenate(q) for q in zip(*parts))
+    pix = pix.astype(np.int64)
+    key = prims.layer[pid].astype(np.int64) * HW + pix
+    # X0: the first hard hit per pixel and layer, else the nearest closest approach
+    big = f32(1e6)
+    first = np.full(n_keys, np.inf, f32)
+    np.minimum.at(first, key, lam.astype(f32) + np.where(hit, f32(0), big))
+    hard = first < big
+    lam0 = np.where(hard, first, first - big)
+    vx = ((pix % W).astype(f32) - f32(cx)) / f32(fx)
+    vy = ((pix // W).astype(f32) - f32(cy)) / f32(fy)
+    l0 = lam0[key]
+    D = np.stack([vx * l0, vy * l0, l0], axis=1) - C  # X0 - C_i
+    dist = np.sqrt((D * D).sum(1))
+    d = dist - r
+    nrm = D / np.maximum(dist, f32(1e-6))[:, None]
+    m = np.full(n_keys, np.inf, f32)
+    np.minimum.at(m, key, d)
+    is_min = d <= m[key]
+    h = np.clip(1.0 - (d - m[key]) / k, 0.0, 1.0)
+    palm = prims.part[pid] == PALM  # the palm's slabs and rims: only the nearest of them counts
+    if palm.any():
+        pm = np.full(n_keys, np.inf, f32)
+        np.minimum.at(pm, key[palm], d[palm])
+        h[palm & (d > pm[key])] = 0.0
+    h[is_min] = 0.0
+    F = m - k / 4 * np.bincount(key, h * h, n_keys).astype(f32)
+    kk = np.flatnonzero(hard | (F < 0))  # the covered pixels and layers; below, per covered key
+    comp = np.full(n_keys, -1, np.int64)
+    comp[kk] = np.arange(kk.size)
+    ci = comp[key]
+    use = (ci >= 0) & ((h > 0) | is_min)
+    ci, h, is_min, nrm, pid, tt = ci[use], h[use], is_min[use], nrm[use], pid[use], tt[use]
+    Hs = np.bincount(ci, h, kk.size)
+    w = np.where(is_min, 1.0 - 0.5 * Hs[ci], 0.5 * h)  # grad F = (1 - H/2) n_min + 1/2 sum h_i n_i
+    grad = np.stack([np.bincount(ci, w * nrm[:, c], kk.size) for c in range(3)], axis=1).astype(f32)
+    grad /= np.maximum(np.sqrt((grad * grad).sum(1)), f32(1e-6))[:, None]
+    # one Newton step along the ray X = lam (vx, vy, 1)
+    kp = kk % HW
+    gv = grad[:, 0] * ((kp % W).astype(f32) - f32(cx)) / f32(fx) + grad[:, 1] * ((kp // W).astype(f32) - f32(cy)) / f32(fy)
+    step = np.clip(-F[kk] / np.minimum(gv + grad[:, 2], f32(-0.3)), -k, 0.0)  # the union only grows
+    layers = np.full(n_keys, np.inf, f32)
+    layers[kk] = lam0[kk] + step
+    layers = layers.reshape(num_layers, HW)
+    win, depth = np.zeros(HW, np.int64), layers[0].copy()
+    for layer in range(1, num_layers):  # the nearest layer per pixel
+        closer = layers[layer] < depth
+        win[closer], depth[closer] = layer, layers[layer][closer]
+    seen = np.flatnonzero(np.isfinite(depth))
+    wc = comp[win[seen] * HW + seen]
+    prim_c, t_c = np.full(kk.size, -1, np.int64), np.zeros(kk.size, f32)
+    prim_c[ci[is_min]], t_c[ci[is_min]] = pid[is_min], tt[is_min]
+    prim_img, layer_img = np.full(HW, -1, np.int64), np.full(HW, -1, np.int8)
+    normal_img, t_img = np.zeros((HW, 3), f32), np.zeros(HW, f32)
+    prim_img[seen], layer_img[seen], normal_img[seen], t_img[seen] = prim_c[wc], win[seen], grad[wc], t_c[wc]
     return Raster(layers.reshape(num_layers, H, W), depth.reshape(H, W), prim_img.reshape(H, W),
                   layer_img.reshape(H, W), normal_img.reshape(H, W, 3), t_img.reshape(H, W))
 
@@ -453,26 +671,22 @@ def _smoothstep(e0, e1, x):
     return t * t * (3 - 2 * t)
 
 
-def shade(raster: Raster, prims: Primitives, app: Appearance, background, focal, princpt) -> np.ndarray:
-    """Composite shaded hands over ``background`` (H, W, 3) in [0, 1] -> (H, W, 3) float32.
+def _dot(u, v):
+    """Row-wise dot products of (N, 3) arrays."""
+    return np.einsum("ij,ij->i", u, v)
 
-    colour = albedo * light * (ambient + (1 - ambient) max(0, n.l) + fill) + specular * (n.h)^shininess,
-    albedo: the hand's skin, blended to the palm tone where the normal turns away from the
-    back of the hand, to the nail tone on the back of the distal phalanges, or the sleeve.
-    """
-    H, W = raster.depth.shape
-    img = np.array(background, dtype=np.float32, copy=True).reshape(H * W, 3)
-    prim = raster.prim.reshape(-1)
-    idx = np.flatnonzero(prim >= 0)
-    if idx.size == 0:
-        return img.reshape(H, W, 3)
+
+def _albedo(raster: Raster, prims: Primitives, app: Appearance, idx):
+    """Per covered pixel ``idx`` (N,): (albedo (N, 3), normal (N, 3), t (N,), hand (N,), part (N,),
+    s (N,)): the hand's skin, blended to the palm tone where the normal turns away from the back
+    of the hand (s = n . dorsal: +1 back, -1 palm side), to the nail tone on the back of the distal
+    phalanges, or the sleeve."""
     f32 = np.float32
-    p = prim[idx]
+    p = raster.prim.reshape(-1)[idx]
     n = raster.normal.reshape(-1, 3)[idx]
     t = raster.t.reshape(-1)[idx]
     hand, part = prims.hand[p], prims.part[p]
-    dot = lambda u, v: np.einsum("ij,ij->i", u, v)  # row-wise dot products
-    s = dot(n, prims.dorsal.astype(f32)[p])  # +1 on the back of the hand, -1 on the palm side
+    s = _dot(n, prims.dorsal.astype(f32)[p])  # +1 on the back of the hand, -1 on the palm side
     skin, palm, nail = (q.astype(f32) for q in (app.skin, app.palm, app.nail))
     albedo = skin[hand] + _smoothstep(f32(0.1), f32(-0.45), s)[:, None] * (palm - skin)[hand]
     d = np.flatnonzero(part == DISTAL)
@@ -480,20 +694,156 @@ def shade(raster: Raster, prims: Primitives, app: Appearance, background, focal,
     albedo[d] += w_nail[:, None] * (nail[hand[d]] - albedo[d])
     if app.sleeve is not None:
         albedo[part == FOREARM] = app.sleeve
+    return albedo, n, t, hand, part, s
+
+
+def _canvas(raster: Raster, background):
+    """(a float32 copy of ``background`` as (H * W, 3), the flat indices of the hand pixels (N,))."""
+    H, W = raster.depth.shape
+    img = np.array(background, dtype=np.float32, copy=True).reshape(H * W, 3)
+    return img, np.flatnonzero(raster.prim.reshape(-1) >= 0)
+
+
+def _view_dirs(idx, W, focal, princpt):
+    """(N, 3) unit vectors from the surface at pixels ``idx`` (flat, row-major, width W) towards the camera."""
+    f32 = np.float32
     fx, fy = (float(v) for v in focal)
     cx, cy = (float(v) for v in princpt)
-    view = np.empty((idx.size, 3), f32)  # unit vectors from the surface towards the camera
+    view = np.empty((idx.size, 3), f32)
     view[:, 0] = (cx - idx % W) / fx
     view[:, 1] = (cy - idx // W) / fy
     view[:, 2] = -1.0
-    view /= np.sqrt(dot(view, view))[:, None]
+    view /= np.sqrt(_dot(view, view))[:, None]
+    return view
+
+
+def shade(raster: Raster, prims: Primitives, app: Appearance, background, focal, princpt) -> np.ndarray:
+    """Composite shaded hands over ``background`` (H, W, 3) in [0, 1] -> (H, W, 3) float32.
+
+    colour = albedo * light * (ambient + (1 - ambient) max(0, n.l) + fill) + specular * (n.h)^shininess,
+    albedo from :func:`_albedo`.
+    """
+    H, W = raster.depth.shape
+    img, idx = _canvas(raster, background)
+    if idx.size == 0:
+        return img.reshape(H, W, 3)
+    f32 = np.float32
+    albedo, n, _, _, _, _ = _albedo(raster, prims, app, idx)
+    view = _view_dirs(idx, W, focal, princpt)
     L = np.asarray(app.light_dir, dtype=f32)
     diff = np.maximum(n @ L, 0.0)
     h = L + view
-    h /= np.sqrt(dot(h, h))[:, None]
-    spec = f32(app.specular) * np.maximum(dot(n, h), 0.0) ** f32(app.shininess)
-    fill = f32(0.12) * np.clip(dot(n, view), 0.0, 1.0)  # a touch of light from the camera side
+    h /= np.sqrt(_dot(h, h))[:, None]
+    spec = f32(app.specular) * np.maximum(_dot(n, h), 0.0) ** f32(app.shininess)
+    fill = f32(0.12) * np.clip(_dot(n, view), 0.0, 1.0)  # a touch of light from the camera side
     col = albedo * app.light_color.astype(f32) * (f32(app.ambient) + f32(1 - app.ambient) * diff + fill)[:, None]
+    img[idx] = np.clip(col + spec[:, None], 0.0, 1.0)
+    return img.reshape(H, W, 3)
+
+
+# --------------------------------------------------------------------------- #
+# Style "v2": skin shading
+# --------------------------------------------------------------------------- #
+#: colour of the light scattered under the skin (blood): the red channel wraps furthest round the terminator
+SSS_TINT = np.array([0.22, 0.02, -0.04])
+
+
+@dataclass
+class SkinLook:
+    """The extra appearance of style "v2" (drawn after everything of style "v1", see
+    :func:`sample_skin_look`). wrap: how far diffuse light wraps round the terminator (0 =
+    Lambert; the red channel wraps ``sss`` * :data:`SSS_TINT` further, a subsurface-like tint);
+    crease: darkening of the flexion creases at the finger joints (palm side) and wrinkles
+    (back); flush: reddening of the knuckles and fingertips; mottle: (h, w) low-frequency
+    albedo variation, multiplied as (1 + mottle); ao: darkening of crevices (0..1); specular,
+    shininess: a weak Blinn-Phong highlight; blend: smooth-union radius (mm) of
+    :func:`rasterize_blended`."""
+
+    wrap: float = 0.45
+    sss: float = 1.0
+    crease: float = 0.25
+    flush: float = 0.15
+    mottle: np.ndarray | None = None
+    ao: float = 0.35
+    specular: float = 0.05
+    shininess: float = 14.0
+    blend: float = 3.5
+
+
+def sample_skin_look(rng: np.random.Generator, size: int, finger_radius: float = 8.0) -> SkinLook:
+    """A random :class:`SkinLook` for an image of ``size`` px; ``finger_radius`` (mm) sets the blend radius."""
+    wrap, sss = rng.uniform(0.3, 0.6), rng.uniform(0.6, 1.4)
+    crease, flush = rng.uniform(0.12, 0.35), rng.uniform(0.05, 0.25)
+    cells = rng.uniform(size=(6, 6)).astype(np.float32)
+    mottle = np.asarray(Image.fromarray(cells, mode="F").resize((size, size), Image.BICUBIC), dtype=np.float32)
+    mottle = (mottle - 0.5) * np.float32(rng.uniform(0.04, 0.12))
+    return SkinLook(wrap, sss, crease, flush, mottle, rng.uniform(0.2, 0.5), rng.uniform(0.02, 0.08),
+                    rng.uniform(8, 24), float(rng.uniform(0.35, 0.5) * finger_radius))
+
+
+def _box_mean(a, r):
+    """Mean of (H, W) ``a`` over (2r+1)^2 boxes (edges clamped), by cumulative sums."""
+    p = np.pad(a, r + 1, mode="edge")
+    c = p.cumsum(0).cumsum(1)
+    k = 2 * r + 1
+    s = c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+    return (s / np.float32(k * k))[: a.shape[0], : a.shape[1]]
+
+
+def crevice_occlusion(raster: Raster, radius: int, depth_scale: float) -> np.ndarray:
+    """Screen-space ambient occlusion (H, W) in [0, 1]: how far a hand pixel lies behind the mean
+    depth of the hand pixels around it (``radius`` px), over ``depth_scale`` mm. Crevices between
+    fingers and under the thumb are behind their surroundings."""
+    f32 = np.float32
+    hand = raster.layer >= 0
+    z = np.where(hand, raster.depth, 0.0).astype(f32)
+    m = hand.astype(f32)
+    zm = _box_mean(z, radius) / np.maximum(_box_mean(m, radius), f32(1e-3))
+    return np.where(hand, np.clip((raster.depth - zm) / f32(depth_scale), 0.0, 1.0), 0.0).astype(f32)
+
+
+def shade_skin(raster: Raster, prims: Primitives, app: Appearance, look: SkinLook, background, focal,
+               princpt) -> np.ndarray:
+    """Style "v2" shading: composite skin-shaded hands over ``background`` (H, W, 3) -> (H, W, 3) float32.
+
+    albedo: :func:`_albedo`, times (1 + mottle), reddened at the knuckles and fingertips
+    (``flush``), darkened along the flexion creases (``crease``). Light, per colour channel c::
+
+        diffuse_c = clip((n.l + w_c) / (1 + w_c), 0, 1),  w_c = wrap + sss * SSS_TINT_c   (wrap lighting)
+        colour    = albedo * light * (ambient * (1 - ao * occ) + (1 - ambient) * diffuse + fill)
+                    + specular * (n.h)^shininess * (1 - ao * occ)
+
+    with occ from :func:`crevice_occlusion`.
+    """
+    H, W = raster.depth.shape
+    img, idx = _canvas(raster, background)
+    if idx.size == 0:
+        return img.reshape(H, W, 3)
+    f32 = np.float32
+    albedo, n, t, hand, part, s = _albedo(raster, prims, app, idx)
+    if look.mottle is not None:
+        albedo *= 1.0 + look.mottle.reshape(-1)[idx, None]
+    skin = part != FOREARM if app.sleeve is not None else np.ones(idx.size, bool)
+    finger = (part == PHALANX) | (part == DISTAL)
+    near_joint = np.exp(-(np.minimum(t, np.where(part == DISTAL, 1.0, 1.0 - t)) / f32(0.07)) ** 2)
+    crease = np.where(finger, near_joint, 0.0) * _smoothstep(f32(0.0), f32(-0.5), s)  # palm side of the joints
+    wrinkle = np.where(finger, near_joint, 0.0) * _smoothstep(f32(0.2), f32(0.7), s) * f32(0.4)  # knuckle skin
+    tip = np.where(part == DISTAL, _smoothstep(f32(0.5), f32(1.0), t), 0.0)
+    flush = (np.clip(wrinkle + tip, 0.0, 1.0) * f32(look.flush))[:, None]
+    albedo = albedo * (1.0 - flush * np.array([0.0, 0.35, 0.35], f32))
+    albedo *= (1.0 - f32(look.crease) * np.clip(crease + wrinkle, 0.0, 1.0))[:, None] * skin[:, None] + ~skin[:, None]
+    view = _view_dirs(idx, W, focal, princpt)
+    L = np.asarray(app.light_dir, dtype=f32)
+    ndl = (n @ L)[:, None]
+    w = (f32(look.wrap) + f32(look.sss) * SSS_TINT.astype(f32))[None]
+    diff = np.clip((ndl + w) / (1.0 + w), 0.0, 1.0)
+    occ = f32(look.ao) * crevice_occlusion(raster, max(2, H // 40), 12.0).reshape(-1)[idx]
+    h = L + view
+    h /= np.sqrt(_dot(h, h))[:, None]
+    spec = f32(look.specular) * np.maximum(_dot(n, h), 0.0) ** f32(look.shininess) * (1.0 - occ)
+    fill = f32(0.1) * np.clip(_dot(n, view), 0.0, 1.0)
+    light = f32(app.ambient) * (1.0 - occ)[:, None] + f32(1 - app.ambient) * diff + fill[:, None]
+    col = albedo * app.light_color.astype(f32) * light
     img[idx] = np.clip(col + spec[:, None], 0.0, 1.0)
     return img.reshape(H, W, 3)
 

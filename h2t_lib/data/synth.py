@@ -54,6 +54,9 @@ VIS_TOLERANCE = 3.0  # mm, see joint_visibility
 _RIG_SEED = 20240601
 _OCC_RES = 40  # resolution of the quick renders that steer the occlusion level
 _SMOOTH = ImageFilter.Kernel((3, 3), [1, 2, 1, 2, 4, 2, 1, 2, 1], 16)  # binomial blur
+#: the renderer's looks: "v1" capsules and slabs (the shipped model was trained on it; the default),
+#: "v2" a smooth skin with palm volumes, skin shading and camera effects (issue 13, docs/realism.md)
+STYLES = ("v1", "v2")
 
 
 # --------------------------------------------------------------------------- #
@@ -131,13 +134,15 @@ class Scene:
         """(42, 3) joints of both hands, camera frame, mm."""
         return self.kinematics()[0]
 
-    def primitives(self, joints=None, dorsal=None, forearm: bool = True) -> rd.Primitives:
-        """Render primitives of the present hands (optionally from given (42, 3) joints / dorsal)."""
+    def primitives(self, joints=None, dorsal=None, forearm: bool = True, style: str = "v1") -> rd.Primitives:
+        """Render primitives of the present hands (optionally from given (42, 3) joints / dorsal; see
+        :data:`STYLES` for ``style``)."""
         if joints is None:
             joints, dorsal = self.kinematics()
         return rd.Primitives.concat(
             rd.hand_primitives(joints[sk.HAND_SLICE[h]], self.shapes[h].radii,
-                               None if dorsal is None else dorsal[sk.HAND_SLICE[h]], h, forearm, self.wrist_bend[h])
+                               None if dorsal is None else dorsal[sk.HAND_SLICE[h]], h, forearm, self.wrist_bend[h],
+                               style)
             for h in self.present
         )
 
@@ -470,23 +475,32 @@ def _bbox(mask, uv, size):
 
 
 def render_scene(scene: Scene, focal, princpt, size: int, appearance: rd.Appearance, background,
-                 joints=None, dorsal=None, shadow=None) -> dict:
+                 joints=None, dorsal=None, shadow=None, look: rd.SkinLook | None = None) -> dict:
     """Draw a scene (no blur, no noise) and read the annotations the renderer gives.
 
     joints / dorsal: (42, 3) to draw instead of the scene's own kinematics (render_sample
     passes the joints as they come back from the world frame). background: (S, S, 3) in
     [0, 1]. shadow: None or ((dx, dy) px, strength) of the hands' shadow on the background.
+    look: None for style "v1" (capsules and slabs, :func:`render.shade`), or the
+    :class:`render.SkinLook` of style "v2" (a smooth skin, :func:`render.rasterize_blended` and
+    :func:`render.shade_skin`).
     Returns image (S, S, 3) float32, joint_vis (42,) float32, layer (S, S) int8 (-1 background,
     0 right hand, 1 right forearm, 2 left hand, 3 left forearm), occlusion, raster, primitives.
     """
     if joints is None:
         joints, dorsal = scene.kinematics()
-    prims = scene.primitives(joints, dorsal)
-    ras = rd.rasterize(prims, focal, princpt, size)
+    prims = scene.primitives(joints, dorsal, style="v1" if look is None else "v2")
+    if look is None:
+        ras = rd.rasterize(prims, focal, princpt, size)
+    else:
+        ras = rd.rasterize_blended(prims, focal, princpt, size, look.blend)
     layer = ras.layer
     if shadow is not None:
         background = rd.cast_shadow(background, layer >= 0, shadow[0], shadow[1], size * 0.02)
-    img = rd.shade(ras, prims, appearance, background, focal, princpt)
+    if look is None:
+        img = rd.shade(ras, prims, appearance, background, focal, princpt)
+    else:
+        img = rd.shade_skin(ras, prims, appearance, look, background, focal, princpt)
     vis = np.zeros(sk.NUM_JOINTS, np.float32)
     for h in scene.present:
         sl = sk.HAND_SLICE[h]
@@ -499,7 +513,7 @@ def render_scene(scene: Scene, focal, princpt, size: int, appearance: rd.Appeara
 
 def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, interacting_frac: float = 0.6,
                   occlusion: str = "any", rig: CameraRig | None = None, camera: int | None = None,
-                  interaction: str | None = None) -> dict:
+                  interaction: str | None = None, style: str = "v1") -> dict:
     """Render one random sample; everything a notebook wants to look at.
 
     rng_or_seed: a ``np.random.Generator`` or an int seed. hand_type: "right" | "left" |
@@ -507,6 +521,9 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     random single hand). occlusion: "low" | "medium" | "high" | "any" (two-hand samples).
     rig / camera: the camera rig (default ``camera_rig(size)``) and camera index (default random).
     interaction: force one kind of two-hand interaction (see :data:`INTERACTIONS`).
+    style: "v1" (default) or "v2" (:data:`STYLES`); both draw the same scene, appearance,
+    background and shadow from a seed (v2 draws its extras after them), so a seed gives the same
+    poses and views in both looks.
 
     Returns a dict: image (S, S, 3) uint8; joints_world, joints_cam (42, 3) mm; joints_img
     (42, 2) px; joint_valid, joint_vis (42,) float32 0/1; hand_type; interaction; camera
@@ -519,6 +536,8 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     size = int(size)
     if occlusion not in OCCLUSION_LEVELS:
         raise ValueError(f"occlusion must be one of {OCCLUSION_LEVELS}, got {occlusion!r}")
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     rig = camera_rig(size) if rig is None else rig
     if hand_type is None:
         hand_type = "interacting" if rng.uniform() < interacting_frac else ("right" if rng.uniform() < 0.5 else "left")
@@ -538,12 +557,18 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     if rng.uniform() < 0.7:  # soft shadow of the hands on the "wall" behind them
         off = -app.light_dir[:2] / max(abs(app.light_dir[2]), 0.3) * size * rng.uniform(0.02, 0.06)
         shadow = (off, rng.uniform(0.2, 0.45))
-    out = render_scene(scene, focal, princpt, size, app, background, joints_cam, dorsal, shadow)
-    pil = Image.fromarray((out["image"] * 255 + 0.5).astype(np.uint8))
-    pil = Image.blend(pil, pil.filter(_SMOOTH), rng.uniform(0.3, 1.0))  # mild blur (sigma up to ~0.7 px)
-    amp = int(rng.integers(2, 8))  # sensor noise: uniform integers in [-amp, amp]
-    noise = rng.integers(-amp, amp + 1, size=(size, size, 3), dtype=np.int16)
-    image = np.clip(np.asarray(pil, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+    if style == "v2":
+        radius = float(np.mean([scene.shapes[h].radii[1:, 1:4].mean() for h in scene.present]))
+        look = rd.sample_skin_look(rng, size, radius)
+        out = render_scene(scene, focal, princpt, size, app, background, joints_cam, dorsal, shadow, look)
+        image = camera_effects(out["image"], rng)
+    else:
+        out = render_scene(scene, focal, princpt, size, app, background, joints_cam, dorsal, shadow)
+        pil = Image.fromarray((out["image"] * 255 + 0.5).astype(np.uint8))
+        pil = Image.blend(pil, pil.filter(_SMOOTH), rng.uniform(0.3, 1.0))  # mild blur (sigma up to ~0.7 px)
+        amp = int(rng.integers(2, 8))  # sensor noise: uniform integers in [-amp, amp]
+        noise = rng.integers(-amp, amp + 1, size=(size, size, 3), dtype=np.int16)
+        image = np.clip(np.asarray(pil, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
 
     valid = np.zeros(sk.NUM_JOINTS, np.float32)
     for h in scene.present:
@@ -576,6 +601,30 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     }
 
 
+def camera_effects(image, rng: np.random.Generator) -> np.ndarray:
+    """Style "v2": what a camera does to the rendered float image (S, S, 3) in [0, 1] -> uint8 (S, S, 3).
+
+    White balance (a gain of 0.92-1.08 per channel) and gamma (0.85-1.15); defocus, a Gaussian
+    blur of sigma 0.5-1.5 px per 256 px of image (docs/realism.md: blur hides the hard edges
+    that put MediaPipe off); sensor noise, Gaussian, sigma 1-4 grey levels in brightness plus a
+    third of that per channel; half the time a JPEG round trip at quality 55-90.
+    """
+    f32 = np.float32
+    size = image.shape[0]
+    gain = rng.uniform(0.92, 1.08, size=3).astype(f32)
+    img = np.clip(np.asarray(image, f32) * gain, 0.0, 1.0) ** f32(rng.uniform(0.85, 1.15))
+    pil = Image.fromarray((img * 255 + 0.5).astype(np.uint8))
+    pil = pil.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.5) * size / 256))
+    sigma = rng.uniform(1.0, 4.0)
+    noise = rng.normal(0.0, sigma, size=(size, size, 1)) + rng.normal(0.0, sigma / 3, size=(size, size, 3))
+    out = np.clip(np.asarray(pil, f32) + noise.astype(f32) + 0.5, 0, 255).astype(np.uint8)
+    if rng.uniform() < 0.5:
+        buf = io.BytesIO()
+        Image.fromarray(out).save(buf, format="JPEG", quality=int(rng.integers(55, 91)))
+        out = np.asarray(Image.open(buf).convert("RGB"))
+    return out
+
+
 # --------------------------------------------------------------------------- #
 # The dataset on disk (InterHand2.6M format)
 # --------------------------------------------------------------------------- #
@@ -604,8 +653,8 @@ def _nested(v):
 
 def _record(args):
     """Render sample i and build its json entries (module-level so worker processes can run it)."""
-    i, seed, split, size, interacting_frac, occlusion, rig = args
-    s = render_sample(sample_rng(seed, split, i), size, None, interacting_frac, occlusion, rig)
+    i, seed, split, size, interacting_frac, occlusion, rig, style = args
+    s = render_sample(sample_rng(seed, split, i), size, None, interacting_frac, occlusion, rig, style=style)
     seq = f"synth_{s['hand_type']}"
     file_name = f"Capture{CAPTURE}/{seq}/cam{s['camera']}/image{i:06d}.jpg"
     buf = io.BytesIO()
@@ -625,7 +674,7 @@ def _dump(obj) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-def _check_args(num, size, interacting_frac, occlusion, split):
+def _check_args(num, size, interacting_frac, occlusion, split, style="v1"):
     if int(num) < 1:
         raise ValueError(f"--num must be at least 1, got {num}")
     if int(size) < 32:
@@ -634,14 +683,18 @@ def _check_args(num, size, interacting_frac, occlusion, split):
         raise ValueError(f"--interacting-frac must be in [0, 1], got {interacting_frac}")
     if occlusion not in OCCLUSION_LEVELS:
         raise ValueError(f"--occlusion must be one of {', '.join(OCCLUSION_LEVELS)}, got {occlusion!r}")
+    if style not in STYLES:
+        raise ValueError(f"--style must be one of {', '.join(STYLES)}, got {style!r}")
     if not split or "/" in split or "\\" in split or split.startswith("."):
         raise ValueError(f"--split must be a plain name such as train, val or test, got {split!r}")
 
 
 def write_dataset(out, split: str = "train", num: int = 1000, size: int = 256, seed: int = 0,
                   interacting_frac: float = 0.6, occlusion: str = "any", progress: bool = True,
-                  workers: int = 1) -> dict:
+                  workers: int = 1, style: str = "v1") -> dict:
     """Render ``num`` samples into ``out`` in the InterHand2.6M layout (JPEG quality 95, 4:4:4).
+
+    style: the renderer's look, "v1" (default) or "v2" (:data:`STYLES`, :func:`render_sample`).
 
     Atomic per split: images go to a hidden temporary folder and the json files to
     temporary names; at the end the old split (if any) is made unloadable (its data json
@@ -649,7 +702,7 @@ def write_dataset(out, split: str = "train", num: int = 1000, size: int = 256, s
     json, and the data json last. An exception or a kill part-way leaves no loadable new
     split; other splits in ``out`` are never touched. Returns a small summary dict.
     """
-    _check_args(num, size, interacting_frac, occlusion, split)
+    _check_args(num, size, interacting_frac, occlusion, split, style)
     from tqdm.auto import tqdm
 
     out = Path(out)
@@ -665,7 +718,7 @@ def write_dataset(out, split: str = "train", num: int = 1000, size: int = 256, s
     tmp_json = {}
     try:
         images, anns, joints = [], [], {}
-        jobs = [(i, seed, split, size, interacting_frac, occlusion, rig) for i in range(int(num))]
+        jobs = [(i, seed, split, size, interacting_frac, occlusion, rig, style) for i in range(int(num))]
         if workers > 1:
             import multiprocessing as mp
 
@@ -726,19 +779,20 @@ def write_dataset(out, split: str = "train", num: int = 1000, size: int = 256, s
             tmp.unlink(missing_ok=True)
     n_inter = sum(a["hand_type"] == "interacting" for a in anns)
     return {"out": str(out), "split": split, "num": len(anns), "interacting": n_inter, "size": size,
-            "data_json": str(final["data"])}
+            "style": style, "data_json": str(final["data"])}
 
 
 # --------------------------------------------------------------------------- #
 # Benchmark and CLI
 # --------------------------------------------------------------------------- #
-def benchmark(sizes=(128, 256), num: int | None = None, seed: int = 0, workers: int = 1) -> dict:
+def benchmark(sizes=(128, 256), num: int | None = None, seed: int = 0, workers: int = 1, style: str = "v1") -> dict:
     """Images per second of :func:`render_sample`, and with JPEG encoding, in this one process.
 
     Both wall-clock and CPU-time rates are reported: on a shared machine the CPU-time rate
     is the better estimate of what one free core does. With ``workers`` > 1 also the wall-clock
     rate of ``synth --workers N`` (render + JPEG in N processes, as :func:`write_dataset` runs
-    them; the pool's start-up is not timed): ``result[size]["workers_images_per_s"]``.
+    them; the pool's start-up is not timed): ``result[size]["workers_images_per_s"]``. style: the
+    renderer's look (:data:`STYLES`).
     """
     import platform
 
@@ -748,32 +802,32 @@ def benchmark(sizes=(128, 256), num: int | None = None, seed: int = 0, workers: 
     result = {"num": num, "process": "single", "python": platform.python_version(), "numpy": np.__version__,
               "machine": platform.machine(), "cpu_count": os.cpu_count(),
               "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-              "interacting_frac": 0.6, "occlusion": "any"}
+              "interacting_frac": 0.6, "occlusion": "any", "style": style}
     for size in sizes:
         rig = camera_rig(size)
-        render_sample(sample_rng(seed, "bench", 0), size, rig=rig)  # warm-up
+        render_sample(sample_rng(seed, "bench", 0), size, rig=rig, style=style)  # warm-up
         w0, c0 = time.perf_counter(), time.process_time()
         for i in range(num):
-            render_sample(sample_rng(seed, "bench", i), size, rig=rig)
+            render_sample(sample_rng(seed, "bench", i), size, rig=rig, style=style)
         w1, c1 = time.perf_counter(), time.process_time()
         for i in range(num):
-            _record((i, seed, "bench", size, 0.6, "any", rig))
+            _record((i, seed, "bench", size, 0.6, "any", rig, style))
         w2, c2 = time.perf_counter(), time.process_time()
         result[str(size)] = {"images_per_s": round(num / (w1 - w0), 1), "images_per_cpu_s": round(num / (c1 - c0), 1),
                              "with_jpeg_images_per_s": round(num / (w2 - w1), 1),
                              "with_jpeg_images_per_cpu_s": round(num / (c2 - c1), 1)}
         if workers > 1:
-            result[str(size)]["workers_images_per_s"] = round(_pool_rate(num, seed, size, rig, workers), 1)
+            result[str(size)]["workers_images_per_s"] = round(_pool_rate(num, seed, size, rig, workers, style), 1)
     if workers > 1:
         result["workers"] = int(workers)
     return result
 
 
-def _pool_rate(num: int, seed: int, size: int, rig: CameraRig, workers: int) -> float:
+def _pool_rate(num: int, seed: int, size: int, rig: CameraRig, workers: int, style: str = "v1") -> float:
     """Wall-clock images/s of rendering + JPEG-encoding ``num`` samples in ``workers`` spawned processes."""
     import multiprocessing as mp
 
-    jobs = [(i, seed, "bench", size, 0.6, "any", rig) for i in range(num)]
+    jobs = [(i, seed, "bench", size, 0.6, "any", rig, style) for i in range(num)]
     with mp.get_context("spawn").Pool(workers) as pool:
         list(pool.imap(_record, jobs[:workers]))  # start-up and imports, not timed
         t0 = time.perf_counter()
@@ -813,6 +867,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--occlusion", default="any", choices=OCCLUSION_LEVELS,
                         help="how strongly the hands overlap in two-hand samples (default any)")
     parser.add_argument("--workers", type=int, default=1, help="render processes (default 1; output is identical)")
+    parser.add_argument("--style", default="v1", choices=STYLES,
+                        help="the renderer's look: v1 capsules (default, the shipped model's data) or v2 smooth skin, "
+                             "skin shading and camera effects (docs/realism.md)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--bench", action="store_true",
                         help="print images/second at 128 and 256 px (1 process; with --workers N also N processes) "
@@ -829,10 +886,10 @@ def run(args) -> int:
     if args.bench:
         if args.workers < 1:
             raise UserError(f"--workers must be at least 1, got {args.workers}")
-        res = benchmark(workers=args.workers)
+        res = benchmark(workers=args.workers, style=args.style)
         for size in (128, 256):
             r = res[str(size)]
-            print(f"synth {size:>3} px: {r['images_per_s']:6.1f} img/s ({r['images_per_cpu_s']:.1f} per CPU second) rendered, "
+            print(f"synth {size:>3} px, style {args.style}: {r['images_per_s']:6.1f} img/s ({r['images_per_cpu_s']:.1f} per CPU second) rendered, "
                   f"{r['with_jpeg_images_per_s']:6.1f} img/s ({r['with_jpeg_images_per_cpu_s']:.1f}) with JPEG encoding, 1 process")
             if args.workers > 1:
                 print(f"synth {size:>3} px: {r['workers_images_per_s']:6.1f} img/s with JPEG encoding, {args.workers} processes")
@@ -851,12 +908,12 @@ def run(args) -> int:
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     try:
-        _check_args(args.num, args.size, args.interacting_frac, args.occlusion, args.split)
+        _check_args(args.num, args.size, args.interacting_frac, args.occlusion, args.split, args.style)
     except ValueError as e:
         raise UserError(str(e)) from None
     t0 = time.perf_counter()
     summary = write_dataset(args.out, args.split, args.num, args.size, args.seed, args.interacting_frac,
-                            args.occlusion, progress=not args.no_progress, workers=args.workers)
+                            args.occlusion, progress=not args.no_progress, workers=args.workers, style=args.style)
     print(f"wrote {summary['num']} images ({summary['interacting']} interacting) of {args.size} px to "
           f"{args.out} split {args.split} in {time.perf_counter() - t0:.1f} s")
     return 0
