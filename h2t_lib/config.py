@@ -237,7 +237,7 @@ def _tiny() -> ModelConfig:
 def _cpu() -> ModelConfig:
     # ResNet-18 at 128 px, cut after layer3 (maps 32, 16, 8 px): trainable on a 2-core laptop in
     # about half an hour, and small enough to ship (fp16 weights under 20 MB). Stage 1 reads layer3,
-    # the two refiner stages layer2 and layer1 (one level finer each, as the paper's setting).
+    # the two refiner stages layer2 and layer1 (one level finer each: our choice, the paper names no levels).
     return ModelConfig(
         name="cpu", image_size=128, backbone="resnet18", levels=(3, 2, 1),
         feat_len=(1024, 1024, 1024, 0), feat_channels=(0, 2, 8, 0), kpt_channels=(2, 2, 2, 0),

@@ -1,8 +1,9 @@
 """Crop, affine warp and augmentation shared by the InterHand2.6M and RHD loaders.
 
-The paper preprocesses as InterNet does (Sec. 4.1): crop the annotated hand box
-(enlarged, aspect ratio 1) and resize it to 256x256; augment with scale, in-plane
-rotation, translation, colour jitter and a horizontal flip that swaps the hands.
+The paper (Sec. 4.1) crops with the ground-truth box, resizes to 256x256 and uses "the data
+augmentations proposed by InterNet" without listing them; the list here comes from InterNet's
+released code: crop the annotated hand box (enlarged, aspect ratio 1), augment with scale,
+in-plane rotation, translation, colour jitter and a horizontal flip that swaps the hands.
 
 Here every crop is a *virtual camera*. Instead of warping 2D keypoints, we change
 the camera and re-project the 3D joints, so the contract

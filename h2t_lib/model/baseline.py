@@ -20,8 +20,9 @@ over all ``D*H*W`` voxels of a joint's heatmap and the expectation of (x, y, z) 
 Eq. ``x_hat = sum_v softmax(h)_v * x_v``. InterNet itself trains the heatmaps against
 rendered Gaussians (MSE) and reads them with a hard argmax at test time; we use the
 soft-argmax both ways so one L1 loss on coordinates trains it (:class:`InterNetLoss`)
-and the read-out is differentiable. The size of the heatmaps (42 x 64^3 floats per image,
-44 MB in float32) is what the paper's throughput comparison (Table 2) is about.
+and the read-out is differentiable. The heatmaps are large (42 x 64^3 floats per image, 44 MB in
+float32); the paper (Sec. 2) blames such high-resolution features and heatmaps for the heatmap
+methods' cost, and its Table 2 gives InterNet a maximum batch of 48 against Handformer2T's 128.
 
 Evaluation as InterNet's: the (x, y) read-out becomes crop pixels, z becomes millimetres
 relative to the wrist, each hand is given its **ground-truth wrist depth** (``root_cam``),

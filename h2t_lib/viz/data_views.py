@@ -303,7 +303,7 @@ def render_posed_pair(flex=0.0, gap_mm: float = 30.0, seed: int = 0, size: int =
     :func:`render.random_background`). Returns (image (S, S, 3) float32 in [0, 1], joints_cam
     (42, 3) mm); with ``return_info`` a third dict: focal, princpt, joints_img (42, 2), joint_vis
     (42,), layer (S, S) (-1 background, 0 right hand, 1 right forearm, 2 left hand, 3 left
-    forearm), occlusion (fraction of the more hidden hand covered by the other), scene.
+    forearm), occlusion (fraction of the more hidden hand covered by the other hand or its forearm), scene.
     """
     from h2t_lib.data import render as rd
     from h2t_lib.data.synth import render_scene
