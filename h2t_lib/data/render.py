@@ -451,7 +451,7 @@ def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
     """Fragments of the capsules ``cap`` for :func:`rasterize_blended`.
 
     Like the hard rasteriser, but every pixel within ``blend`` mm of a capsule (on screen)
-    becomes a fragment, hit or not, and of the pieces a capsule is cut into only the one
+    becomes a fragment, hit or not (not for the forearm: it is alone in its layer), and of the pieces a capsule is cut into only the one
     holding the pixel's closest point on the projected axis is kept (one fragment per pixel
     and capsule: pieces of one capsule must not blend with each other).
     Returns (prim id, pixel, depth lam, hit, sphere centre (F, 3), radius, t), depth being the
@@ -460,10 +460,11 @@ def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
     f32 = np.float32
     fmax = max(fx, fy)
     a, b, ra, rb, src, t0, t1 = _split_capsules(prims.a[cap], prims.b[cap], prims.ra[cap], prims.rb[cap], fmax)
+    grow = np.where(prims.part[cap][src] == FOREARM, 0.0, blend)  # how far (mm) beyond the capsule to look
     ua, va = _project(a, fx, fy, cx, cy)
     ub, vb = _project(b, fx, fy, cx, cy)
-    pa = (ra + blend) / np.maximum(a[:, 2] - ra - blend, 1e-3) * fmax * 1.05 + 1.0
-    pb = (rb + blend) / np.maximum(b[:, 2] - rb - blend, 1e-3) * fmax * 1.05 + 1.0
+    pa = (ra + grow) / np.maximum(a[:, 2] - ra - grow, 1e-3) * fmax * 1.05 + 1.0
+    pb = (rb + grow) / np.maximum(b[:, 2] - rb - grow, 1e-3) * fmax * 1.05 + 1.0
     pid, px, py = _fragments(*_boxes(np.stack([ua, ub]), np.stack([va, vb]), np.stack([pa, pb]), W, H))
     vx = (px.astype(f32) - f32(cx)) / f32(fx)
     vy = (py.astype(f32) - f32(cy)) / f32(fy)
@@ -471,8 +472,8 @@ def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
     anx, any_ = A[:, 0] / A[:, 2], A[:, 1] / A[:, 2]
     dnx, dny = B[:, 0] / B[:, 2] - anx, B[:, 1] / B[:, 2] - any_
     inv = 1.0 / np.maximum(dnx * dnx + dny * dny, f32(1e-12))
-    rz_a = (ra + blend).astype(f32) / A[:, 2]
-    drz = (rb + blend).astype(f32) / B[:, 2] - rz_a
+    rz_a = (1.1 * ra + grow).astype(f32) / A[:, 2]
+    drz = (1.1 * rb + grow).astype(f32) / B[:, 2] - rz_a
     q = np.take(np.stack([anx, any_, dnx, dny, inv, rz_a, drz, (t0 > 0), (t1 < 1)]).astype(f32), pid, axis=1)
     ex, ey = vx - q[0], vy - q[1]
     s = (ex * q[2] + ey * q[3]) * q[4]  # closest point on the projected piece, unclipped
@@ -480,7 +481,7 @@ def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
     t = np.clip(s, 0.0, 1.0)
     ex -= t * q[2]
     ey -= t * q[3]
-    rz = (q[5] + t * q[6]) * f32(1.1)
+    rz = q[5] + t * q[6]
     keep = own & (ex * ex + ey * ey < rz * rz)
     pid, px, py, vx, vy, t = pid[keep], px[keep], py[keep], vx[keep], vy[keep], t[keep]
     q = np.take(np.stack([A[:, 0], A[:, 1], A[:, 2], B[:, 0] - A[:, 0], B[:, 1] - A[:, 1], B[:, 2],
@@ -510,6 +511,16 @@ def _blend_slab_fragments(prims, slab, fx, fy, cx, cy, W, H):
             np.full(tid.size, 0.5, f32))
 
 
+def _nearest(ras_a: Raster, ids_a, ras_b: Raster, ids_b) -> Raster:
+    """Merge the rasters of two disjoint sets of primitives in disjoint layers: per pixel the
+    nearer surface. ids_a / ids_b: (P_a,) / (P_b,) the primitives' numbers in the whole set."""
+    b = ras_b.depth < ras_a.depth
+    ids_a, ids_b = np.append(ids_a, -1), np.append(ids_b, -1)  # prim -1 (background) stays -1
+    return Raster(np.minimum(ras_a.layers, ras_b.layers), np.where(b, ras_b.depth, ras_a.depth),
+                  np.where(b, ids_b[ras_b.prim], ids_a[ras_a.prim]), np.where(b, ras_b.layer, ras_a.layer),
+                  np.where(b[..., None], ras_b.normal, ras_a.normal), np.where(b, ras_b.t, ras_a.t))
+
+
 def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float, num_layers: int = NUM_LAYERS,
                       near: float = 10.0) -> Raster:
     """Ray-cast the *smooth union* of the primitives of each layer (style "v2"). Same output as :func:`rasterize`.
@@ -528,8 +539,14 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
     fillets). The normal is grad F = (1 - H/2) n_min + 1/2 sum h_i n_i (H = sum h_i, i != argmin),
     continuous across the joints. The palm's slabs and rims (part :data:`PALM`) are one piece:
     among them only the nearest counts (their faces coincide at the rims). prim / t are those of
-    the nearest primitive (for the colours).
+    the nearest primitive (for the colours). A forearm is alone in its layer, so the hard
+    :func:`rasterize` draws it (the same surface, fewer fragments) and :func:`_nearest` merges.
     """
+    arm = prims.part == FOREARM
+    if arm.any():
+        ids = np.flatnonzero(~arm), np.flatnonzero(arm)
+        return _nearest(rasterize_blended(prims.select(~arm), focal, princpt, size, blend, num_layers, near), ids[0],
+                        rasterize(prims.select(arm), focal, princpt, size, num_layers, near), ids[1])
     H = W = int(size)
     fx, fy = (float(v) for v in focal)
     cx, cy = (float(v) for v in princpt)

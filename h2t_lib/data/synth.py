@@ -611,13 +611,15 @@ def camera_effects(image, rng: np.random.Generator) -> np.ndarray:
     """
     f32 = np.float32
     size = image.shape[0]
-    gain = rng.uniform(0.92, 1.08, size=3).astype(f32)
-    img = np.clip(np.asarray(image, f32) * gain, 0.0, 1.0) ** f32(rng.uniform(0.85, 1.15))
-    pil = Image.fromarray((img * 255 + 0.5).astype(np.uint8))
+    gain, gamma = rng.uniform(0.92, 1.08, size=3), rng.uniform(0.85, 1.15)
+    levels = np.arange(256) / 255.0
+    lut = np.concatenate([np.clip(levels * g, 0.0, 1.0) ** gamma for g in gain]) * 255 + 0.5  # (768,) per channel
+    pil = Image.fromarray((np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)).point(lut.astype(np.uint8).tolist())
     pil = pil.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.5) * size / 256))
-    sigma = rng.uniform(1.0, 4.0)
-    noise = rng.normal(0.0, sigma, size=(size, size, 1)) + rng.normal(0.0, sigma / 3, size=(size, size, 3))
-    out = np.clip(np.asarray(pil, f32) + noise.astype(f32) + 0.5, 0, 255).astype(np.uint8)
+    sigma = f32(rng.uniform(1.0, 4.0))
+    g = rng.standard_normal((size, size, 3), dtype=f32)
+    noise = g[..., :1] + g[..., (1, 2, 0)] / f32(3)  # brightness, shared by the channels, plus a third per channel
+    out = np.clip(np.asarray(pil, f32) + sigma * noise + f32(0.5), 0, 255).astype(np.uint8)
     if rng.uniform() < 0.5:
         buf = io.BytesIO()
         Image.fromarray(out).save(buf, format="JPEG", quality=int(rng.integers(55, 91)))
