@@ -235,3 +235,20 @@ def test_pred_root_frac_chooses_the_wrists_kgff_projects_with(two_epochs, data_d
     assert 0 < int(chosen.sum()) < 4
     for i in range(4):
         torch.testing.assert_close(half["p"][-1][i], (pred if chosen[i] else gt)["p"][-1][i])
+
+
+def test_demo_says_whether_the_fine_tune_changed_the_error():
+    from h2t_lib.demo import mpjpe_change
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(40, 80, size=200)
+
+    def res(errors):
+        return {"num_stages": 1, "per_sample": {"error": [list(errors)]}}
+
+    noise = rng.normal(0, 1.0, size=200)
+    assert "improved" in mpjpe_change(res(base), res(base - 3 + noise), 160, 1000)
+    assert "worse" in mpjpe_change(res(base), res(base + 3 + noise), 160, 1000)
+    same = mpjpe_change(res(base), res(base + noise - noise.mean()), 160, 1000)
+    assert "no change beyond the noise" in same and "160 steps" in same and "1000 images" in same
+    assert "0.00 mm +- 0.07" in same  # mean of the paired difference, its standard error: 1 / sqrt(200)
