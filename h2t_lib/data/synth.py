@@ -838,14 +838,14 @@ def _pool_rate(num: int, seed: int, size: int, rig: CameraRig, workers: int, sty
         return num / (time.perf_counter() - t0)
 
 
-def example_grid(path=None, size: int = 256, seed: int = 0, n: int = 16, ncols: int = 4):
-    """A grid of ``n`` samples (3 of 4 interacting), every other one with its skeleton drawn
-    over it (hollow circles: joints the renderer found hidden). Saved to ``path`` when given."""
+def example_grid(path=None, size: int = 256, seed: int = 0, n: int = 16, ncols: int = 4, style: str = "v1"):
+    """A grid of ``n`` samples (3 of 4 interacting) in the renderer's ``style``, every other one with
+    its skeleton drawn over it (hollow circles: joints the renderer found hidden). Saved to ``path`` when given."""
     from h2t_lib import viz
 
     rig = camera_rig(size)
     samples = [render_sample(sample_rng(seed, "grid", i), size, "interacting" if i % 4 != 3 else None,
-                             interacting_frac=0.0, rig=rig) for i in range(n)]
+                             interacting_frac=0.0, rig=rig, style=style) for i in range(n)]
     titles = [f"{s['hand_type']}" + (f" ({s['interaction']}, occ {s['occlusion']:.2f})" if s["hand_type"] == "interacting"
                                       else "") for s in samples]
     fig = viz.sample_grid(samples, ncols, None, overlay=[i % 2 == 1 for i in range(n)], titles=titles)
@@ -902,7 +902,7 @@ def run(args) -> int:
         print(f"wrote {path}")
         return 0
     if args.grid:
-        example_grid(args.grid, args.size, args.seed)
+        example_grid(args.grid, args.size, args.seed, style=args.style)
         print(f"wrote {args.grid}")
         return 0
     if not args.out:
