@@ -474,16 +474,18 @@ def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
     inv = 1.0 / np.maximum(dnx * dnx + dny * dny, f32(1e-12))
     rz_a = (1.1 * ra + grow).astype(f32) / A[:, 2]
     drz = (1.1 * rb + grow).astype(f32) / B[:, 2] - rz_a
-    q = np.take(np.stack([anx, any_, dnx, dny, inv, rz_a, drz, (t0 > 0), (t1 < 1)]).astype(f32), pid, axis=1)
+    q = np.take(np.stack([anx, any_, dnx, dny, inv, rz_a, drz]), pid, axis=1)
     ex, ey = vx - q[0], vy - q[1]
     s = (ex * q[2] + ey * q[3]) * q[4]  # closest point on the projected piece, unclipped
-    own = ~(((s < 0) & (q[7] > 0)) | ((s > 1) & (q[8] > 0)))  # beyond an inner cut: the next piece's pixel
     t = np.clip(s, 0.0, 1.0)
     ex -= t * q[2]
     ey -= t * q[3]
     rz = q[5] + t * q[6]
-    keep = own & (ex * ex + ey * ey < rz * rz)
-    pid, px, py, vx, vy, t = pid[keep], px[keep], py[keep], vx[keep], vy[keep], t[keep]
+    keep = np.flatnonzero(ex * ex + ey * ey < rz * rz)
+    pid, s = pid[keep], s[keep]
+    own = ~(((s < 0) & (t0 > 0)[pid]) | ((s > 1) & (t1 < 1)[pid]))  # beyond an inner cut: the next piece's pixel
+    keep = keep[own]
+    pid, px, py, vx, vy, t = pid[own], px[keep], py[keep], vx[keep], vy[keep], t[keep]
     q = np.take(np.stack([A[:, 0], A[:, 1], A[:, 2], B[:, 0] - A[:, 0], B[:, 1] - A[:, 1], B[:, 2],
                           ra.astype(f32), (rb - ra).astype(f32)]), pid, axis=1)
     za, zb = q[2], q[5]
