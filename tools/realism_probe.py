@@ -17,6 +17,12 @@ shading: v1-like light (no wrap / subsurface tint, creases, flush, mottling, cre
 camera: v1's mild blur and noise instead of :func:`synth.camera_effects`; blend: the hard union
 of the v2 primitives (:func:`render.rasterize`) instead of the smooth one. The scenes are those
 of ``synth --style v1/v2`` with the same seed (v2 draws its extras after everything of v1).
+
+Image factors against MediaPipe's findings: re-render the samples of a report (they depend only on
+seed, split and index) and print the found rate by thirds of each hand's mean luminance, its share of
+the image, the colour distance between the hand and the background, and the background's texture::
+
+    python tools/realism_probe.py factors REPORT_JSON --seed 777 --interacting-frac 0 --style v2 [--size 256]
 """
 import argparse
 import dataclasses
@@ -89,8 +95,56 @@ def render_without(dst, without, seed, interacting_frac, num=300, size=256, spli
         rd.sample_skin_look, rd.rasterize_blended = sample_look, rasterize_blended
 
 
+def image_factors(report, seed, interacting_frac, style, size=256, split="test"):
+    """Per hand record of ``report`` (a realism report.json's "hands"): (found, hand luminance,
+    hand area / image area, |mean colour of hand - of background|, mean gradient of the background),
+    from a re-render of its sample. Colours in [0, 1]."""
+    from h2t_lib.data import synth
+
+    rig = synth.camera_rig(size)
+    rows, cache = [], {}
+    for h in report:
+        i = h["index"]
+        if i not in cache:
+            cache = {i: synth.render_sample(synth.sample_rng(seed, split, i), size, None, interacting_frac,
+                                            rig=rig, style=style)}
+        s = cache[i]
+        img = s["image"].astype(np.float32) / 255
+        hand = s["layer"] == (0 if h["hand"] == "right" else 2)
+        bg = s["layer"] < 0
+        gy, gx = np.gradient(img.mean(-1))
+        rows.append((bool(h["found"]), float(img[hand].mean()) if hand.any() else 0.0, float(hand.mean()),
+                     float(np.linalg.norm(img[hand].mean(0) - img[bg].mean(0))) if hand.any() else 0.0,
+                     float(np.hypot(gx, gy)[bg].mean())))
+    return np.array(rows, float)
+
+
+def print_factors(rows):
+    """Found rate by thirds of each factor of :func:`image_factors`."""
+    found = rows[:, 0] > 0
+    for j, name in enumerate(("hand luminance", "hand area", "hand-bg colour", "bg texture"), start=1):
+        q = np.quantile(rows[:, j], [0, 1 / 3, 2 / 3, 1])
+        b = np.digitize(rows[:, j], q[1:-1])
+        cells = [f"[{q[k]:.3f}, {q[k + 1]:.3f}] {found[b == k].mean():4.0%} (n={int(np.sum(b == k))})" for k in range(3)]
+        print(f"{name:15s}" + "   ".join(cells))
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["factors"]:
+        import json
+
+        ap = argparse.ArgumentParser(description="found rate by image factors of a realism report")
+        ap.add_argument("report")
+        ap.add_argument("--seed", type=int, required=True)
+        ap.add_argument("--interacting-frac", type=float, required=True)
+        ap.add_argument("--style", default="v1")
+        ap.add_argument("--size", type=int, default=256)
+        ap.add_argument("--split", default="test")
+        a = ap.parse_args(argv[1:])
+        report = json.loads(Path(a.report).read_text())["hands"]
+        print_factors(image_factors(report, a.seed, a.interacting_frac, a.style, a.size, a.split))
+        return 0
     if argv[:1] == ["render"]:
         ap = argparse.ArgumentParser(description="render a style-v2 dataset without some of its parts")
         ap.add_argument("dst")
