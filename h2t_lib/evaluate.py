@@ -63,7 +63,8 @@ def predict_dataset(
         dataset: a dataset of sample dicts (any of h2t's loaders, or a Subset of one).
         device: where to run; None = where the model is; "auto" = CUDA when present.
         root_source: "gt" hands the model the ground-truth wrists for its keypoint-guided
-            projection (as the InterHand2.6M baseline uses the GT root depth), "pred" its own
+            projection (our reading: the paper does not say; InterNet's code offers the GT root depth as an
+            option), "pred" its own
             root head; None = ``model.cfg.root_source``.
 
     Returns:

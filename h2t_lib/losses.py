@@ -243,8 +243,9 @@ def mmd_loss(x, y, bandwidths=DEFAULT_MMD_BANDWIDTHS, valid=None) -> torch.Tenso
 
     Args:
         x, y: (B, D) the two samples (here: flattened normalised root-relative poses, D = 126).
-        bandwidths: Gaussian-kernel bandwidths; the kernel is their sum, a common robust
-            choice that needs no tuning to the data's spread (see :func:`gaussian_kernel`).
+        bandwidths: Gaussian-kernel bandwidths; the kernel is their sum, a common choice that
+            is less sensitive to the data's spread than one bandwidth (ours: the paper gives none;
+            these were not tuned; see :func:`gaussian_kernel`).
         valid: optional (B, D) 0/1; entries where it is 0 are set to 0 in *both* x and y,
             so unlabelled joints neither count nor receive gradient.
 
