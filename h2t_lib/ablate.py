@@ -18,10 +18,11 @@ says how much two runs that differ only in their seed differ: a difference small
 is not a finding.
 
 From scratch, a CPU budget leaves the coarse stage at the mean pose in every row, so the tables
-measure only the refiner. The paper starts from an ImageNet ResNet; nothing can be downloaded here,
-so ``--preset cpu --init-backbone data/checkpoints/h2t_cpu.pt`` (ours) starts every row's backbone
-from the shipped model's and everything else fresh (Table 4 only: the other tables change the
-backbone). That backbone was trained inside the full model, which may favour the full model's rows.
+measure only the refiner. A ResNet usually starts from pretrained (e.g. ImageNet) weights (the paper
+does not say what its ResNet starts from); nothing can be downloaded here, so
+``--preset cpu --init-backbone data/checkpoints/h2t_cpu.pt`` (ours) starts every row's backbone from
+the shipped model's and everything else fresh (rows with another backbone, Tables 5-6's ResNet-34,
+are skipped). That backbone was trained inside the full model, which may favour the full model's rows.
 
 Runs that finished keep ``<out>/<run>/result.json``; running the command again skips them,
 so a killed ablation continues where it stopped; ``--shard K/N`` runs every N-th run only, so N

@@ -35,7 +35,7 @@ class TrainConfig:
     loss: dict = field(default_factory=dict)  # LossConfig fields to override, e.g. {"use_mmd": False}
     init: Optional[str] = None  # start from these weights (a checkpoint); it must match model_preset unless that is None
     init_backbone: Optional[str] = None  # ours: only the backbone's weights from this checkpoint (a stand-in for
-    #                                     ImageNet weights, which cannot be downloaded here); the rest starts fresh
+    #                                     pretrained (e.g. ImageNet) weights, which cannot be downloaded here); the rest starts fresh
     pred_root_frac: float = 0.0  # ours: share of training samples whose KGFF projects with the root head's own
     #                              (detached) wrists instead of the GT ones, so the refiner learns to live with them
     # --- optimisation (Sec. 4.1)

@@ -115,7 +115,8 @@ def build(train_cfg: TrainConfig, device):
 def load_backbone(model, path) -> int:
     """Copy the backbone's weights (``extractor.backbone.*``) of the checkpoint at ``path`` into ``model``.
 
-    Ours: the paper starts from an ImageNet ResNet, which cannot be downloaded here; a backbone trained by
+    Ours: a ResNet usually starts from pretrained (e.g. ImageNet) weights (the paper does not say what its
+    ResNet starts from), and nothing can be downloaded here; a backbone trained by
     this project stands in for it (``TrainConfig.init_backbone``; the ablations use it). Returns the number
     of tensors copied. Raises ValueError (one line) when the backbones differ in shape.
     """

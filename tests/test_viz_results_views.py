@@ -285,7 +285,7 @@ def test_seed_spread_turns_small_deltas_into_no_ordering(ablations_file):
     lines = rv.agreement_lines(4, p4, noisy)
     assert "0 of 0 pairwise orderings agree" in lines[0] and f"{len(noisy)} more within our seed spread" in lines[0]
     assert all(line.endswith("within seed spread") for line in lines[1:])
-    assert rv.seed_spread_mm({"base_seed_mpjpe": [63.3, 62.9, 63.0]}) == pytest.approx(0.4)
+    assert rv.seed_spread_mm({"base_seed_mpjpe": [63.3, 62.9, 63.0]}) == pytest.approx(0.2)  # half the range, as ablate writes it
     assert rv.seed_spread_mm({"seed_spread_mm": 0.22, "base_seed_mpjpe": [1, 5]}) == 0.22
     assert rv.seed_spread_mm(None) == 0.0
 

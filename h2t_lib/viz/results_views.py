@@ -413,12 +413,13 @@ def agreement_lines(table, pairs: list, agreement: list) -> list:
 
 
 def seed_spread_mm(ablations: Optional[dict]) -> float:
-    """The seed-to-seed spread (mm) of the base configuration stored by ``ablate --extra-seeds``
-    (max - min of its MPJPE over seeds); 0.0 when the file has none."""
+    """The seed-to-seed spread (mm) of the base configuration stored by ``ablate --extra-seeds``:
+    half the range (max - min) / 2 of its MPJPE over seeds, as :func:`h2t_lib.ablate.seed_spread`
+    writes it; computed from ``base_seed_mpjpe`` when the file has no ``seed_spread_mm``; 0.0 without seeds."""
     v = (ablations or {}).get("seed_spread_mm")
     if v is None:
         seeds = (ablations or {}).get("base_seed_mpjpe") or []
-        v = max(seeds) - min(seeds) if len(seeds) > 1 else 0.0
+        v = (max(seeds) - min(seeds)) / 2 if len(seeds) > 1 else 0.0
     return float(v)
 
 
