@@ -207,7 +207,7 @@ def test_init_backbone_of_another_backbone_is_a_clear_error(two_epochs):
     from h2t_lib.train_state import build
 
     out, _, _ = two_epochs
-    cfg = TrainConfig.preset("tiny", init_backbone=str(out / "last.pt"), model={"backbone": "resnet50"})
+    cfg = TrainConfig.preset("tiny", init_backbone=str(out / "last.pt"), model={"backbone": "resnet34"})
     with pytest.raises(ValueError, match="does not fit this model"):
         build(cfg, "cpu")
     with pytest.raises(ValueError, match="both set"):
