@@ -736,6 +736,17 @@ def _view_dirs(idx, W, focal, princpt):
     return view
 
 
+def _specular(n, L, view, strength, shininess) -> np.ndarray:
+    """Blinn-Phong highlight per pixel: strength * max(0, n.h)^shininess, h the half vector of L and view.
+
+    n, view: (K, 3) unit normals and directions towards the camera; L: (3,) unit direction to the light -> (K,).
+    """
+    f32 = np.float32
+    h = L + view
+    h /= np.sqrt(_dot(h, h))[:, None]
+    return f32(strength) * np.maximum(_dot(n, h), 0.0) ** f32(shininess)
+
+
 def shade(raster: Raster, prims: Primitives, app: Appearance, background, focal, princpt) -> np.ndarray:
     """Composite shaded hands over ``background`` (H, W, 3) in [0, 1] -> (H, W, 3) float32.
 
@@ -751,9 +762,7 @@ def shade(raster: Raster, prims: Primitives, app: Appearance, background, focal,
     view = _view_dirs(idx, W, focal, princpt)
     L = np.asarray(app.light_dir, dtype=f32)
     diff = np.maximum(n @ L, 0.0)
-    h = L + view
-    h /= np.sqrt(_dot(h, h))[:, None]
-    spec = f32(app.specular) * np.maximum(_dot(n, h), 0.0) ** f32(app.shininess)
+    spec = _specular(n, L, view, app.specular, app.shininess)
     fill = f32(0.12) * np.clip(_dot(n, view), 0.0, 1.0)  # a touch of light from the camera side
     col = albedo * app.light_color.astype(f32) * (f32(app.ambient) + f32(1 - app.ambient) * diff + fill)[:, None]
     img[idx] = np.clip(col + spec[:, None], 0.0, 1.0)
@@ -857,9 +866,7 @@ def shade_skin(raster: Raster, prims: Primitives, app: Appearance, look: SkinLoo
     w = (f32(look.wrap) + f32(look.sss) * SSS_TINT.astype(f32))[None]
     diff = np.clip((ndl + w) / (1.0 + w), 0.0, 1.0)
     occ = f32(look.ao) * crevice_occlusion(raster, max(2, H // 40), 12.0).reshape(-1)[idx]
-    h = L + view
-    h /= np.sqrt(_dot(h, h))[:, None]
-    spec = f32(look.specular) * np.maximum(_dot(n, h), 0.0) ** f32(look.shininess) * (1.0 - occ)
+    spec = _specular(n, L, view, look.specular, look.shininess) * (1.0 - occ)
     fill = f32(0.1) * np.clip(_dot(n, view), 0.0, 1.0)
     light = f32(app.ambient) * (1.0 - occ)[:, None] + f32(1 - app.ambient) * diff + fill[:, None]
     col = albedo * app.light_color.astype(f32) * light
