@@ -225,6 +225,21 @@ def rle_loss(mu, sigma, gt, valid, flow: RealNVP, scale_mm: float) -> torch.Tens
     return per_joint.sum() / B
 
 
+def l1_pose_loss(mu, gt, valid, scale_mm: float) -> torch.Tensor:
+    """Plain L1 between one stage's joints and the ground truth (ours: the pose term of an L1 warm-up).
+
+    mu, gt: (B, J, 3) root-relative mm; valid: (B, J) 0/1. Returns the sum over valid joints and the
+    three coordinates of ``|mu - gt| / scale_mm``, divided by the batch size (the normalisation of
+    :func:`rle_loss`). RLE's own code warms up nothing; an L1 start is a common remedy when a
+    likelihood loss begins far from the data (its sigma then learns nothing useful).
+    """
+    if mu.shape != gt.shape or mu.ndim != 3:
+        raise ValueError(f"l1_pose_loss: mu and gt must be (B, J, 3) of one shape, got {tuple(mu.shape)}, {tuple(gt.shape)}")
+    v = _valid_mask(valid, mu.shape[:2]).to(mu.device)[..., None]  # (B, J, 1)
+    err = (mu.float() - gt.float()).abs() / scale_mm  # (B, J, 3)
+    return torch.where(v, err, 0.0).sum() / mu.shape[0]
+
+
 # -----------------------------------------------------------------------------
 # MMD loss (Eq. 20)
 # -----------------------------------------------------------------------------
@@ -285,6 +300,8 @@ class LossConfig:
     mmd_bandwidths: tuple = DEFAULT_MMD_BANDWIDTHS  # per-coordinate RMS distances, normalised units
     root_space: str = "uvz"  # the root term's space: "uvz" (crop pixel / S + log depth, ours) | "cam" (L1 in mm / norm_mm)
     heatmap_weight: float = 0.0  # our training-only 2D term on the backbone maps (KeypointHeatmapTerm); 0 = off (the paper)
+    stage_weights: tuple | None = None  # ours: weight of each stage's pose term (N numbers); None = all 1 (Eq. 19)
+    l1_warmup_steps: int = 0  # ours: optimiser steps whose pose term is a plain L1 instead of RLE; 0 = RLE throughout
 
     def __post_init__(self):
         if self.root_space not in ROOT_SPACES:
@@ -298,6 +315,12 @@ class LossConfig:
                 f"LossConfig: flow_hidden and flow_layers must be >= 1, got {self.flow_hidden}, {self.flow_layers}"
             )
         self.mmd_bandwidths = tuple(float(h) for h in self.mmd_bandwidths)
+        if self.stage_weights is not None:
+            self.stage_weights = tuple(float(w) for w in self.stage_weights)
+            if not self.stage_weights or any(w < 0 for w in self.stage_weights):
+                raise ValueError(f"LossConfig: stage_weights must be numbers >= 0 (one per stage), got {self.stage_weights}")
+        if int(self.l1_warmup_steps) < 0:
+            raise ValueError(f"LossConfig: l1_warmup_steps must be >= 0, got {self.l1_warmup_steps}")
         if not self.mmd_bandwidths or any(h <= 0 for h in self.mmd_bandwidths):
             raise ValueError(f"LossConfig: mmd_bandwidths must be positive numbers, got {self.mmd_bandwidths}")
 
@@ -398,7 +421,9 @@ class Handformer2TLoss(nn.Module):
     ``joints_cam`` (B,42,3) mm and ``joint_valid`` (B,42) returns scalar tensors
     ``{"total", "rle", "mmd", "root"}``:
 
-    * ``rle``: sum over stages of :func:`rle_loss` (each stage with its own flow),
+    * ``rle``: sum over stages of :func:`rle_loss` (each stage with its own flow), each stage times its
+      ``stage_weights`` number (ours; all 1 by default, as Eq. 19); for the first ``l1_warmup_steps``
+      optimiser steps (ours; 0 by default) :func:`l1_pose_loss` stands in for RLE under the same key,
     * ``mmd``: :func:`mmd_loss` between the coarse predictions ``p[0]`` and the ground
       truth, flattened (B, 126), divided by norm_mm, invalid joints zeroed in both,
     * ``root``: :func:`root_loss` between ``out["root"]`` and the GT wrists ``joints_cam[:, [20, 41]]``
@@ -422,6 +447,10 @@ class Handformer2TLoss(nn.Module):
         self.flows = nn.ModuleList(
             RealNVP(3, hidden=c.flow_hidden, layers=c.flow_layers) for _ in range(self.num_stages)
         )
+        self.stage_weights = c.stage_weights or (1.0,) * self.num_stages
+        if len(self.stage_weights) != self.num_stages:
+            raise ValueError(f"LossConfig.stage_weights has {len(self.stage_weights)} numbers for "
+                             f"{self.num_stages} stages; give one per stage, e.g. {(1.0,) * self.num_stages}")
         self.heatmap = None
         if c.heatmap_weight > 0:
             if not hasattr(model_cfg, "used_levels"):
@@ -455,7 +484,8 @@ class Handformer2TLoss(nn.Module):
                 f"move it with criterion.to(device)"
             )
 
-    def forward(self, out: dict, batch: dict) -> dict:
+    def forward(self, out: dict, batch: dict, step: int | None = None) -> dict:
+        """``step``: the optimiser step (training only); below ``l1_warmup_steps`` the pose term is L1."""
         self._check(out, batch)
         c, s = self.loss_cfg, self.scale_mm
         device = out["p"][0].device
@@ -464,8 +494,12 @@ class Handformer2TLoss(nn.Module):
         gt_rel = root_relative(gt)  # (B, 42, 3) root-relative mm
         B = gt.shape[0]
 
-        # Eq. 19: every stage against the same ground truth, each with its own flow.
-        rle = sum(rle_loss(p, u, gt_rel, valid, flow, s) for p, u, flow in zip(out["p"], out["u"], self.flows))
+        # Eq. 19: every stage against the same ground truth, each with its own flow (weights: ours, 1 = paper).
+        if step is not None and step < c.l1_warmup_steps:  # ours: an L1 warm-up, the flows wait
+            stage_terms = [l1_pose_loss(p, gt_rel, valid, s) for p in out["p"]]
+        else:
+            stage_terms = [rle_loss(p, u, gt_rel, valid, flow, s) for p, u, flow in zip(out["p"], out["u"], self.flows)]
+        rle = sum(w * t for w, t in zip(self.stage_weights, stage_terms))
 
         # Eq. 20 on the coarse stage: flattened (B, 126) poses, invalid joints zeroed in both.
         v3 = valid[..., None].expand(-1, -1, 3).reshape(B, -1)  # (B, 126)

@@ -135,7 +135,7 @@ def train(
             lr, t0 = optimizer.param_groups[0]["lr"], time.time()
             for _ in log.bar(data.steps_per_epoch, epoch, cfg.epochs):
                 cpu_batch = next(batches)
-                terms = step(to_device(cpu_batch, d.device))  # forward + loss (mixed precision on CUDA)
+                terms = step(to_device(cpu_batch, d.device), global_step)  # forward + loss (mixed precision on CUDA)
                 optimizer.zero_grad(set_to_none=True)
                 amp.backward(terms["total"], optimizer)  # gradients averaged over the ranks (DDP)
                 if cfg.grad_clip:
@@ -175,12 +175,13 @@ class TrainStep(torch.nn.Module):
         self.model, self.criterion, self.amp_dtype = model, criterion, amp_dtype
         self.pred_root_frac = pred_root_frac  # TrainConfig.pred_root_frac (ours): KGFF with predicted wrists
 
-    def forward(self, batch: dict) -> dict:
-        """batch: the loaders' sample dict on the device. Returns the loss terms ({"total", ...}, scalars)."""
+    def forward(self, batch: dict, global_step: int | None = None) -> dict:
+        """batch: the loaders' sample dict on the device; global_step: the optimiser step (the loss's
+        L1 warm-up reads it). Returns the loss terms ({"total", ...}, scalars)."""
         with torch.autocast(batch["image"].device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             out = forward(self.model, batch, pred_root_frac=self.pred_root_frac)
         out = {k: ([t.float() for t in v] if isinstance(v, list) else v.float()) for k, v in out.items()}
-        return self.criterion(out, batch)  # the flows and the likelihoods in float32
+        return self.criterion(out, batch, global_step)  # the flows and the likelihoods in float32
 
 
 class MixedPrecision:

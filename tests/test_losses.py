@@ -10,6 +10,7 @@ from h2t_lib.losses import (
     Handformer2TLoss,
     LossConfig,
     RealNVP,
+    l1_pose_loss,
     mmd_loss,
     rle_loss,
     root_loss,
@@ -392,6 +393,33 @@ def test_total_loss_root_and_options():
     assert no_mmd["mmd"].item() == pytest.approx(terms["mmd"].item(), rel=1e-6)  # still reported...
     assert not no_mmd["mmd"].requires_grad  # ...but not trained
     assert no_mmd["total"].item() == pytest.approx(no_mmd["rle"].item() + 0.5 * no_mmd["root"].item(), rel=1e-6)
+
+
+def test_stage_weights_and_l1_warmup_by_hand():
+    """Ours: stage_weights scale each stage's RLE; below l1_warmup_steps the pose term is an L1."""
+    cfg = SimpleNamespace(num_stages=3, norm_mm=200.0)
+    batch = fake_batch()
+    out = fake_out(batch)
+    torch.manual_seed(0)
+    crit = Handformer2TLoss(cfg, LossConfig(stage_weights=(2.0, 0.0, 1.0), l1_warmup_steps=5))
+    gt_rel = root_relative(torch.nan_to_num(batch["joints_cam"]))
+    valid = batch["joint_valid"]
+    per_stage = [rle_loss(p, u, gt_rel, valid, f, 200.0) for p, u, f in zip(out["p"], out["u"], crit.flows)]
+    after = crit(out, batch, step=5)
+    assert after["rle"].item() == pytest.approx(2 * per_stage[0].item() + per_stage[2].item(), rel=1e-6)
+    assert crit(out, batch)["rle"].item() == pytest.approx(after["rle"].item(), rel=1e-6)  # no step: RLE
+    # L1 by hand: |p - gt| / 200 over valid joints, summed / B
+    l1 = [((p - gt_rel).abs() / 200.0 * valid[..., None]).nan_to_num().sum().item() / 4 for p in out["p"]]
+    assert l1_pose_loss(out["p"][1], gt_rel, valid, 200.0).item() == pytest.approx(l1[1], rel=1e-6)
+    during = crit(out, batch, step=4)
+    assert during["rle"].item() == pytest.approx(2 * l1[0] + l1[2], rel=1e-6)
+    during["total"].backward()
+    assert all(p.grad is None for p in crit.flows.parameters())  # the flows wait for RLE
+    assert out["p"][1].grad.abs().max() == 0 and out["p"][0].grad.abs().sum() > 0  # weight 0: no gradient
+    with pytest.raises(ValueError, match="stage_weights has 2 numbers for 3 stages"):
+        Handformer2TLoss(cfg, LossConfig(stage_weights=(1, 1)))
+    with pytest.raises(ValueError, match="l1_warmup_steps"):
+        LossConfig(l1_warmup_steps=-1)
 
 
 def test_root_term_in_the_heads_own_space():
