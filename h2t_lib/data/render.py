@@ -447,25 +447,54 @@ def rasterize(prims: Primitives, focal, princpt, size: int, num_layers: int = NU
 _PLANE_RADIUS = 2.0e4
 
 
+def _span_fragments(us, vs, pad, W, H):
+    """The pixels within ``pad`` px of each of P shapes, by rows: (shape id, col, row) of each (F,).
+
+    us, vs: (K, P) the shapes' vertices on screen (px), K = 2 for a segment, 3 for a filled
+    triangle; pad: (K, P) px (the largest per shape is used). Tighter than a bounding box for
+    slanted shapes: per row y, the span is the x-range of the shape's edges clipped to the band
+    [y - pad, y + pad], grown by pad (a superset of the pixels within pad of the shape).
+    """
+    x0, x1, y0, y1 = _boxes(us, vs, pad, W, H)
+    p = pad.max(axis=0)
+    ny = np.maximum(y1 - y0 + 1, 0)
+    sid = np.repeat(np.arange(len(ny)), ny)
+    y = y0[sid] + np.arange(ny.sum()) - np.repeat(np.cumsum(ny) - ny, ny)
+    lo, hi, ps = np.full(y.size, 1e9), np.full(y.size, -1e9), p[sid]  # rows that meet no edge stay empty
+    K = len(us)
+    for e in range(1 if K == 2 else K):  # the edges (one for a segment)
+        ua, va, ub, vb = us[e][sid], vs[e][sid], us[(e + 1) % K][sid], vs[(e + 1) % K][sid]
+        dv = np.where(np.abs(vb - va) > 1e-9, vb - va, 1e-9)
+        ta, tb = (y - ps - va) / dv, (y + ps - va) / dv
+        t_lo, t_hi = np.clip(np.minimum(ta, tb), 0, 1), np.clip(np.maximum(ta, tb), 0, 1)
+        xa, xb = ua + t_lo * (ub - ua), ua + t_hi * (ub - ua)
+        meets = (y >= np.minimum(va, vb) - ps) & (y <= np.maximum(va, vb) + ps)
+        lo = np.where(meets, np.minimum(lo, np.minimum(xa, xb)), lo)
+        hi = np.where(meets, np.maximum(hi, np.maximum(xa, xb)), hi)
+    xs0 = np.maximum(np.floor(lo - ps), x0[sid]).astype(np.int64)
+    xs1 = np.minimum(np.ceil(hi + ps), x1[sid]).astype(np.int64)
+    span, px, py = _fragments(xs0, xs1, y, y)
+    return sid[span], px, py
+
+
 def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
     """Fragments of the capsules ``cap`` for :func:`rasterize_blended`.
 
     Like the hard rasteriser, but every pixel within ``blend`` mm of a capsule (on screen)
-    becomes a fragment, hit or not (not for the forearm: it is alone in its layer), and of the pieces a capsule is cut into only the one
-    holding the pixel's closest point on the projected axis is kept (one fragment per pixel
-    and capsule: pieces of one capsule must not blend with each other).
+    becomes a fragment, hit or not (not for the forearm: it is alone in its layer), one per pixel
+    and capsule (the capsules are not cut into pieces: :func:`_span_fragments` follows them row by row).
     Returns (prim id, pixel, depth lam, hit, sphere centre (F, 3), radius, t), depth being the
     ray's hit of the sweep sphere, or its closest approach to the sphere centre when it misses.
     """
     f32 = np.float32
     fmax = max(fx, fy)
-    a, b, ra, rb, src, t0, t1 = _split_capsules(prims.a[cap], prims.b[cap], prims.ra[cap], prims.rb[cap], fmax)
-    grow = np.where(prims.part[cap][src] == FOREARM, 0.0, blend)  # how far (mm) beyond the capsule to look
+    a, b, ra, rb = prims.a[cap], prims.b[cap], prims.ra[cap], prims.rb[cap]
+    grow = np.where(prims.part[cap] == FOREARM, 0.0, blend)  # how far (mm) beyond the capsule to look
     ua, va = _project(a, fx, fy, cx, cy)
     ub, vb = _project(b, fx, fy, cx, cy)
-    pa = (ra + grow) / np.maximum(a[:, 2] - ra - grow, 1e-3) * fmax * 1.05 + 1.0
-    pb = (rb + grow) / np.maximum(b[:, 2] - rb - grow, 1e-3) * fmax * 1.05 + 1.0
-    pid, px, py = _fragments(*_boxes(np.stack([ua, ub]), np.stack([va, vb]), np.stack([pa, pb]), W, H))
+    pa = (ra + grow) / np.maximum(a[:, 2] - ra - grow, 1e-3) * fmax * 1.1  # the spans round outwards
+    pb = (rb + grow) / np.maximum(b[:, 2] - rb - grow, 1e-3) * fmax * 1.1
+    pid, px, py = _span_fragments(np.stack([ua, ub]), np.stack([va, vb]), np.stack([pa, pb]), W, H)
     vx = (px.astype(f32) - f32(cx)) / f32(fx)
     vy = (py.astype(f32) - f32(cy)) / f32(fy)
     A, B = a.astype(f32), b.astype(f32)
@@ -476,29 +505,23 @@ def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
     drz = (1.1 * rb + grow).astype(f32) / B[:, 2] - rz_a
     q = np.take(np.stack([anx, any_, dnx, dny, inv, rz_a, drz]), pid, axis=1)
     ex, ey = vx - q[0], vy - q[1]
-    s = (ex * q[2] + ey * q[3]) * q[4]  # closest point on the projected piece, unclipped
-    t = np.clip(s, 0.0, 1.0)
+    t = np.clip((ex * q[2] + ey * q[3]) * q[4], 0.0, 1.0)  # closest point on the projected axis
     ex -= t * q[2]
     ey -= t * q[3]
     rz = q[5] + t * q[6]
     keep = np.flatnonzero(ex * ex + ey * ey < rz * rz)
-    pid, s = pid[keep], s[keep]
-    own = ~(((s < 0) & (t0 > 0)[pid]) | ((s > 1) & (t1 < 1)[pid]))  # beyond an inner cut: the next piece's pixel
-    keep = keep[own]
-    pid, px, py, vx, vy, t = pid[own], px[keep], py[keep], vx[keep], vy[keep], t[keep]
+    pid, px, py, vx, vy, t = pid[keep], px[keep], py[keep], vx[keep], vy[keep], t[keep]
     q = np.take(np.stack([A[:, 0], A[:, 1], A[:, 2], B[:, 0] - A[:, 0], B[:, 1] - A[:, 1], B[:, 2],
                           ra.astype(f32), (rb - ra).astype(f32)]), pid, axis=1)
     za, zb = q[2], q[5]
     t3 = t * za / ((1.0 - t) * zb + t * za)
-    C = np.stack([q[0] + t3 * q[3], q[1] + t3 * q[4], za + t3 * (zb - za)], axis=1)
+    Cx, Cy, Cz = q[0] + t3 * q[3], q[1] + t3 * q[4], za + t3 * (zb - za)
     r = q[6] + t3 * q[7]
-    vc = vx * C[:, 0] + vy * C[:, 1] + C[:, 2]
+    vc = vx * Cx + vy * Cy + Cz
     vv = vx * vx + vy * vy + 1.0
-    disc = vc * vc - vv * ((C * C).sum(1) - r * r)
-    hit = disc > 0
+    disc = vc * vc - vv * (Cx * Cx + Cy * Cy + Cz * Cz - r * r)
     lam = (vc - np.sqrt(np.maximum(disc, 0.0))) / vv  # a miss: the closest approach to the centre
-    tt = (t0[pid] + t3 * (t1 - t0)[pid]).astype(f32)
-    return cap[src[pid]], py * W + px, lam, hit, C, r, tt
+    return cap[pid], py * W + px, lam, disc > 0, np.stack([Cx, Cy, Cz], axis=1), r, t3
 
 
 def _blend_slab_fragments(prims, slab, fx, fy, cx, cy, W, H):
@@ -511,16 +534,6 @@ def _blend_slab_fragments(prims, slab, fx, fy, cx, cy, W, H):
     C = (P0 - _PLANE_RADIUS * n)[tid].astype(f32)
     return (slab[tid], py * W + px, lam, np.ones(tid.size, bool), C, np.full(tid.size, _PLANE_RADIUS, f32),
             np.full(tid.size, 0.5, f32))
-
-
-def _nearest(ras_a: Raster, ids_a, ras_b: Raster, ids_b) -> Raster:
-    """Merge the rasters of two disjoint sets of primitives in disjoint layers: per pixel the
-    nearer surface. ids_a / ids_b: (P_a,) / (P_b,) the primitives' numbers in the whole set."""
-    b = ras_b.depth < ras_a.depth
-    ids_a, ids_b = np.append(ids_a, -1), np.append(ids_b, -1)  # prim -1 (background) stays -1
-    return Raster(np.minimum(ras_a.layers, ras_b.layers), np.where(b, ras_b.depth, ras_a.depth),
-                  np.where(b, ids_b[ras_b.prim], ids_a[ras_a.prim]), np.where(b, ras_b.layer, ras_a.layer),
-                  np.where(b[..., None], ras_b.normal, ras_a.normal), np.where(b, ras_b.t, ras_a.t))
 
 
 def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float, num_layers: int = NUM_LAYERS,
@@ -541,14 +554,9 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
     fillets). The normal is grad F = (1 - H/2) n_min + 1/2 sum h_i n_i (H = sum h_i, i != argmin),
     continuous across the joints. The palm's slabs and rims (part :data:`PALM`) are one piece:
     among them only the nearest counts (their faces coincide at the rims). prim / t are those of
-    the nearest primitive (for the colours). A forearm is alone in its layer, so the hard
-    :func:`rasterize` draws it (the same surface, fewer fragments) and :func:`_nearest` merges.
+    the nearest primitive (for the colours). A forearm is alone in its layer: it gets no blend
+    margin (its fragments are its hard hits and the pixels next to them, and F = its own distance).
     """
-    arm = prims.part == FOREARM
-    if arm.any():
-        ids = np.flatnonzero(~arm), np.flatnonzero(arm)
-        return _nearest(rasterize_blended(prims.select(~arm), focal, princpt, size, blend, num_layers, near), ids[0],
-                        rasterize(prims.select(arm), focal, princpt, size, num_layers, near), ids[1])
     H = W = int(size)
     fx, fy = (float(v) for v in focal)
     cx, cy = (float(v) for v in princpt)
@@ -556,8 +564,8 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
     k = f32(blend)
     HW = H * W
     parts = []
-    cap = np.flatnonzero((prims.kind == CAPSULE) & (prims.a[:, 2] > near + prims.ra + blend)
-                         & (prims.b[:, 2] > near + prims.rb + blend))
+    margin = near + np.where(prims.part == FOREARM, 0.0, blend)
+    cap = np.flatnonzero((prims.kind == CAPSULE) & (prims.a[:, 2] > margin + prims.ra) & (prims.b[:, 2] > margin + prims.rb))
     if cap.size:
         parts.append(_blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend))
     slab = np.flatnonzero((prims.kind == SLAB) & (np.min(np.stack([prims.a[:, 2], prims.b[:, 2], prims.c[:, 2]]), 0)
@@ -572,53 +580,61 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
     pid, pix, lam, hit, C, r, tt = (np.concatenate(q) for q in zip(*parts))
     pix = pix.astype(np.int64)
     key = prims.layer[pid].astype(np.int64) * HW + pix
+    # the (layer, pixel) keys that have fragments, numbered 0..U-1 (u per fragment); below, per-key arrays are (U,)
+    has = np.zeros(n_keys, bool)
+    has[key] = True
+    keys = np.flatnonzero(has)
+    slot = np.empty(n_keys, np.int64)
+    slot[keys] = np.arange(keys.size)
+    u, U = slot[key], keys.size
     # X0: the first hard hit per pixel and layer, else the nearest closest approach
     big = f32(1e6)
-    first = np.full(n_keys, np.inf, f32)
-    np.minimum.at(first, key, lam.astype(f32) + np.where(hit, f32(0), big))
+    first = np.full(U, np.inf, f32)
+    np.minimum.at(first, u, lam.astype(f32) + np.where(hit, f32(0), big))
     hard = first < big
     lam0 = np.where(hard, first, first - big)
     vx = ((pix % W).astype(f32) - f32(cx)) / f32(fx)
     vy = ((pix // W).astype(f32) - f32(cy)) / f32(fy)
-    l0 = lam0[key]
+    l0 = lam0[u]
     D = np.stack([vx * l0, vy * l0, l0], axis=1) - C  # X0 - C_i
-    dist = np.sqrt((D * D).sum(1))
+    dist = np.sqrt(_dot(D, D))
     d = dist - r
-    nrm = D / np.maximum(dist, f32(1e-6))[:, None]
-    m = np.full(n_keys, np.inf, f32)
-    np.minimum.at(m, key, d)
-    is_min = d <= m[key]
-    h = np.clip(1.0 - (d - m[key]) / k, 0.0, 1.0)
+    m = np.full(U, np.inf, f32)
+    np.minimum.at(m, u, d)
+    mu = m[u]
+    is_min = d <= mu
+    h = np.clip(1.0 - (d - mu) / k, 0.0, 1.0)
     palm = prims.part[pid] == PALM  # the palm's slabs and rims: only the nearest of them counts
     if palm.any():
-        pm = np.full(n_keys, np.inf, f32)
-        np.minimum.at(pm, key[palm], d[palm])
-        h[palm & (d > pm[key])] = 0.0
+        pm = np.full(U, np.inf, f32)
+        np.minimum.at(pm, u[palm], d[palm])
+        h[palm & (d > pm[u])] = 0.0
     h[is_min] = 0.0
-    F = m - k / 4 * np.bincount(key, h * h, n_keys).astype(f32)
-    kk = np.flatnonzero(hard | (F < 0))  # the covered pixels and layers; below, per covered key
-    comp = np.full(n_keys, -1, np.int64)
+    F = m - k / 4 * np.bincount(u, h * h, U).astype(f32)
+    kk = np.flatnonzero(hard | (F < 0))  # the covered keys (of the U); below, per covered key
+    comp = np.full(U, -1, np.int64)
     comp[kk] = np.arange(kk.size)
-    ci = comp[key]
+    ci = comp[u]
     use = (ci >= 0) & ((h > 0) | is_min)
-    ci, h, is_min, nrm, pid, tt = ci[use], h[use], is_min[use], nrm[use], pid[use], tt[use]
+    ci, h, is_min, pid, tt = ci[use], h[use], is_min[use], pid[use], tt[use]
+    nrm = D[use] / np.maximum(dist[use], f32(1e-6))[:, None]
     Hs = np.bincount(ci, h, kk.size)
     w = np.where(is_min, 1.0 - 0.5 * Hs[ci], 0.5 * h)  # grad F = (1 - H/2) n_min + 1/2 sum h_i n_i
     grad = np.stack([np.bincount(ci, w * nrm[:, c], kk.size) for c in range(3)], axis=1).astype(f32)
     grad /= np.maximum(np.sqrt((grad * grad).sum(1)), f32(1e-6))[:, None]
     # one Newton step along the ray X = lam (vx, vy, 1)
-    kp = kk % HW
+    kp = keys[kk] % HW
     gv = grad[:, 0] * ((kp % W).astype(f32) - f32(cx)) / f32(fx) + grad[:, 1] * ((kp // W).astype(f32) - f32(cy)) / f32(fy)
     step = np.clip(-F[kk] / np.minimum(gv + grad[:, 2], f32(-0.3)), -k, 0.0)  # the union only grows
     layers = np.full(n_keys, np.inf, f32)
-    layers[kk] = lam0[kk] + step
+    layers[keys[kk]] = lam0[kk] + step
     layers = layers.reshape(num_layers, HW)
     win, depth = np.zeros(HW, np.int64), layers[0].copy()
     for layer in range(1, num_layers):  # the nearest layer per pixel
         closer = layers[layer] < depth
         win[closer], depth[closer] = layer, layers[layer][closer]
     seen = np.flatnonzero(np.isfinite(depth))
-    wc = comp[win[seen] * HW + seen]
+    wc = comp[slot[win[seen] * HW + seen]]
     prim_c, t_c = np.full(kk.size, -1, np.int64), np.zeros(kk.size, f32)
     prim_c[ci[is_min]], t_c[ci[is_min]] = pid[is_min], tt[is_min]
     prim_img, layer_img = np.full(HW, -1, np.int64), np.full(HW, -1, np.int8)
@@ -809,13 +825,14 @@ def sample_skin_look(rng: np.random.Generator, size: int, finger_radius: float =
                     rng.uniform(8, 24), float(rng.uniform(0.35, 0.5) * finger_radius))
 
 
-def _box_mean(a, r):
-    """Mean of (H, W) ``a`` over (2r+1)^2 boxes (edges clamped), by cumulative sums."""
-    p = np.pad(a, r + 1, mode="edge")
-    c = p.cumsum(0).cumsum(1)
+def _box_sum(a, r):
+    """Sums of (..., H, W) ``a`` over the (2r+1)^2 boxes around each pixel (zero outside the image), by cumulative sums."""
+    *lead, H, W = a.shape
     k = 2 * r + 1
-    s = c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
-    return (s / np.float32(k * k))[: a.shape[0], : a.shape[1]]
+    c = np.zeros((*lead, H + k, W + k), a.dtype)  # a leading row and column of zeros, then r zeros each side
+    c[..., r + 1:r + 1 + H, r + 1:r + 1 + W] = a
+    c = c.cumsum(-2).cumsum(-1)
+    return c[..., k:, k:] - c[..., :-k, k:] - c[..., k:, :-k] + c[..., :-k, :-k]
 
 
 def crevice_occlusion(raster: Raster, radius: int, depth_scale: float) -> np.ndarray:
@@ -824,9 +841,8 @@ def crevice_occlusion(raster: Raster, radius: int, depth_scale: float) -> np.nda
     fingers and under the thumb are behind their surroundings."""
     f32 = np.float32
     hand = raster.layer >= 0
-    z = np.where(hand, raster.depth, 0.0).astype(f32)
-    m = hand.astype(f32)
-    zm = _box_mean(z, radius) / np.maximum(_box_mean(m, radius), f32(1e-3))
+    z_sum, n = _box_sum(np.stack([np.where(hand, raster.depth, 0.0), hand]).astype(f32), radius)
+    zm = z_sum / np.maximum(n, f32(1e-3))
     return np.where(hand, np.clip((raster.depth - zm) / f32(depth_scale), 0.0, 1.0), 0.0).astype(f32)
 
 
