@@ -316,10 +316,11 @@ def _boxes(us, vs, rad, W, H):
     return x0, x1, y0, y1
 
 
-def _slab_hits(prims: Primitives, slab, fx, fy, cx, cy, W, H):
+def _slab_hits(prims: Primitives, slab, fx, fy, cx, cy, W, H, spans: bool = False):
     """Rays that hit the faces of slabs ``slab`` over their triangles (each face the triangle's
     plane pushed r towards the camera). Returns (slab number (F,), col, row, depth lam (F,),
-    face normals (T, 3), pushed corners P0 (T, 3))."""
+    face normals (T, 3), pushed corners P0 (T, 3)). spans: try the pixels of :func:`_span_fragments`
+    instead of the triangles' bounding boxes (fewer; the same hits)."""
     f32 = np.float32
     fmax = max(fx, fy)
     V = np.stack([prims.a[slab], prims.b[slab], prims.c[slab]])  # (3, T, 3)
@@ -329,8 +330,8 @@ def _slab_hits(prims: Primitives, slab, fx, fy, cx, cy, W, H):
     n = np.where(((n * V[0]).sum(1) > 0)[:, None], -n, n)  # the face looking at the camera
     us, vs = _project(V.reshape(-1, 3), fx, fy, cx, cy)
     pad = np.repeat((r / np.maximum(V[..., 2].min(0) - r, 1e-3) * fmax * 1.05 + 1.0)[None], 3, 0)
-    box = _boxes(us.reshape(3, -1), vs.reshape(3, -1), pad, W, H)
-    tid, px, py = _fragments(*box)
+    us, vs = us.reshape(3, -1), vs.reshape(3, -1)
+    tid, px, py = _span_fragments(us, vs, pad, W, H) if spans else _fragments(*_boxes(us, vs, pad, W, H))
     vx = (px.astype(f32) - f32(cx)) / f32(fx)
     vy = (py.astype(f32) - f32(cy)) / f32(fy)
     # per triangle: the plane pushed r towards the camera, n . X = off, and barycentric helpers
@@ -453,7 +454,8 @@ def _span_fragments(us, vs, pad, W, H):
     us, vs: (K, P) the shapes' vertices on screen (px), K = 2 for a segment, 3 for a filled
     triangle; pad: (K, P) px (the largest per shape is used). Tighter than a bounding box for
     slanted shapes: per row y, the span is the x-range of the shape's edges clipped to the band
-    [y - pad, y + pad], grown by pad (a superset of the pixels within pad of the shape).
+    [y - pad, y + pad], grown by pad (a superset of the pixels within pad of the shape); for a
+    segment also at most pad / sin(its angle to the row) from its line.
     """
     x0, x1, y0, y1 = _boxes(us, vs, pad, W, H)
     p = pad.max(axis=0)
@@ -471,10 +473,16 @@ def _span_fragments(us, vs, pad, W, H):
         meets = (y >= np.minimum(va, vb) - ps) & (y <= np.maximum(va, vb) + ps)
         lo = np.where(meets, np.minimum(lo, np.minimum(xa, xb)), lo)
         hi = np.where(meets, np.maximum(hi, np.maximum(xa, xb)), hi)
-    xs0 = np.maximum(np.floor(lo - ps), x0[sid]).astype(np.int64)
-    xs1 = np.minimum(np.ceil(hi + ps), x1[sid]).astype(np.int64)
-    span, px, py = _fragments(xs0, xs1, y, y)
-    return sid[span], px, py
+    lo, hi = lo - ps, hi + ps
+    if K == 2:
+        du, dv = us[1][sid] - us[0][sid], vs[1][sid] - vs[0][sid]
+        dv = np.where(np.abs(dv) > 1e-9, dv, 1e-9)
+        x_line, half = us[0][sid] + (y - vs[0][sid]) * du / dv, ps * np.hypot(du, dv) / np.abs(dv)
+        lo, hi = np.maximum(lo, x_line - half), np.minimum(hi, x_line + half)
+    xs0 = np.maximum(np.floor(lo), x0[sid]).astype(np.int32)
+    n = np.maximum(np.minimum(np.ceil(hi), x1[sid]).astype(np.int32) - xs0 + 1, 0)  # pixels per row
+    px = np.arange(n.sum(), dtype=np.int32) - np.repeat(np.cumsum(n, dtype=np.int32) - n - xs0, n)
+    return np.repeat(sid, n), px, np.repeat(y.astype(np.int32), n)
 
 
 def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
@@ -483,7 +491,7 @@ def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
     Like the hard rasteriser, but every pixel within ``blend`` mm of a capsule (on screen)
     becomes a fragment, hit or not (not for the forearm: it is alone in its layer), one per pixel
     and capsule (the capsules are not cut into pieces: :func:`_span_fragments` follows them row by row).
-    Returns (prim id, pixel, depth lam, hit, sphere centre (F, 3), radius, t), depth being the
+    Returns (prim id, pixel, depth lam, hit, sphere centre (3, F), radius, t), depth being the
     ray's hit of the sweep sphere, or its closest approach to the sphere centre when it misses.
     """
     f32 = np.float32
@@ -521,7 +529,7 @@ def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
     vv = vx * vx + vy * vy + 1.0
     disc = vc * vc - vv * (Cx * Cx + Cy * Cy + Cz * Cz - r * r)
     lam = (vc - np.sqrt(np.maximum(disc, 0.0))) / vv  # a miss: the closest approach to the centre
-    return cap[pid], py * W + px, lam, disc > 0, np.stack([Cx, Cy, Cz], axis=1), r, t3
+    return cap[pid], py * W + px, lam, disc > 0, np.stack([Cx, Cy, Cz]), r, t3
 
 
 def _blend_slab_fragments(prims, slab, fx, fy, cx, cy, W, H):
@@ -530,8 +538,8 @@ def _blend_slab_fragments(prims, slab, fx, fy, cx, cy, W, H):
     tangent to it (so capsules and slabs are blended by one formula). Same tuple as
     :func:`_blend_capsule_fragments`."""
     f32 = np.float32
-    tid, px, py, lam, n, P0 = _slab_hits(prims, slab, fx, fy, cx, cy, W, H)
-    C = (P0 - _PLANE_RADIUS * n)[tid].astype(f32)
+    tid, px, py, lam, n, P0 = _slab_hits(prims, slab, fx, fy, cx, cy, W, H, spans=True)
+    C = (P0 - _PLANE_RADIUS * n)[tid].astype(f32).T
     return (slab[tid], py * W + px, lam, np.ones(tid.size, bool), C, np.full(tid.size, _PLANE_RADIUS, f32),
             np.full(tid.size, 0.5, f32))
 
@@ -577,7 +585,7 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
         inf = np.full((num_layers, H, W), np.inf, f32)
         return Raster(inf, inf[0].copy(), np.full((H, W), -1, np.int64), np.full((H, W), -1, np.int8),
                       np.zeros((H, W, 3), f32), np.zeros((H, W), f32))
-    pid, pix, lam, hit, C, r, tt = (np.concatenate(q) for q in zip(*parts))
+    pid, pix, lam, hit, C, r, tt = (np.concatenate(q, axis=-1) for q in zip(*parts))
     pix = pix.astype(np.int64)
     key = prims.layer[pid].astype(np.int64) * HW + pix
     # the (layer, pixel) keys that have fragments, numbered 0..U-1 (u per fragment); below, per-key arrays are (U,)
@@ -596,8 +604,8 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
     vx = ((pix % W).astype(f32) - f32(cx)) / f32(fx)
     vy = ((pix // W).astype(f32) - f32(cy)) / f32(fy)
     l0 = lam0[u]
-    D = np.stack([vx * l0, vy * l0, l0], axis=1) - C  # X0 - C_i
-    dist = np.sqrt(_dot(D, D))
+    D = np.stack([vx * l0, vy * l0, l0]) - C  # (3, F): X0 - C_i
+    dist = np.sqrt(D[0] * D[0] + D[1] * D[1] + D[2] * D[2])
     d = dist - r
     m = np.full(U, np.inf, f32)
     np.minimum.at(m, u, d)
@@ -615,13 +623,14 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
     comp = np.full(U, -1, np.int64)
     comp[kk] = np.arange(kk.size)
     ci = comp[u]
-    use = (ci >= 0) & ((h > 0) | is_min)
+    use = np.flatnonzero((ci >= 0) & ((h > 0) | is_min))
     ci, h, is_min, pid, tt = ci[use], h[use], is_min[use], pid[use], tt[use]
-    nrm = D[use] / np.maximum(dist[use], f32(1e-6))[:, None]
     Hs = np.bincount(ci, h, kk.size)
     w = np.where(is_min, 1.0 - 0.5 * Hs[ci], 0.5 * h)  # grad F = (1 - H/2) n_min + 1/2 sum h_i n_i
-    grad = np.stack([np.bincount(ci, w * nrm[:, c], kk.size) for c in range(3)], axis=1).astype(f32)
-    grad /= np.maximum(np.sqrt((grad * grad).sum(1)), f32(1e-6))[:, None]
+    w /= np.maximum(dist[use], f32(1e-6))  # n_i = D_i / |D_i|
+    D = D[:, use]
+    grad = np.stack([np.bincount(ci, w * D[c], kk.size) for c in range(3)], axis=1).astype(f32)
+    grad /= np.maximum(np.sqrt(_dot(grad, grad)), f32(1e-6))[:, None]
     # one Newton step along the ray X = lam (vx, vy, 1)
     kp = keys[kk] % HW
     gv = grad[:, 0] * ((kp % W).astype(f32) - f32(cx)) / f32(fx) + grad[:, 1] * ((kp // W).astype(f32) - f32(cy)) / f32(fy)
@@ -841,9 +850,16 @@ def crevice_occlusion(raster: Raster, radius: int, depth_scale: float) -> np.nda
     fingers and under the thumb are behind their surroundings."""
     f32 = np.float32
     hand = raster.layer >= 0
-    z_sum, n = _box_sum(np.stack([np.where(hand, raster.depth, 0.0), hand]).astype(f32), radius)
+    occ = np.zeros(hand.shape, f32)
+    rows, cols = np.flatnonzero(hand.any(1)), np.flatnonzero(hand.any(0))
+    if rows.size == 0:
+        return occ
+    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)  # the hands' bounding box: zeros outside
+    hand, depth = hand[box], raster.depth[box]
+    z_sum, n = _box_sum(np.stack([np.where(hand, depth, 0.0), hand]).astype(f32), radius)
     zm = z_sum / np.maximum(n, f32(1e-3))
-    return np.where(hand, np.clip((raster.depth - zm) / f32(depth_scale), 0.0, 1.0), 0.0).astype(f32)
+    occ[box] = np.where(hand, np.clip((depth - zm) / f32(depth_scale), 0.0, 1.0), 0.0)
+    return occ
 
 
 def shade_skin(raster: Raster, prims: Primitives, app: Appearance, look: SkinLook, background, focal,
