@@ -530,7 +530,8 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     (id), capture, camrot (3, 3), campos (3,), focal (2,), princpt (2,); bbox [x, y, w, h]
     around the visible hands; occlusion (float, fraction of the more hidden hand covered by
     the other); occlusion_level; layer (S, S) int8 map (-1 background, 0 right hand,
-    1 right forearm, 2 left hand, 3 left forearm); scene, appearance, background (to re-render).
+    1 right forearm, 2 left hand, 3 left forearm); scene, appearance, background, look (to re-render;
+    look: None for "v1", the :class:`render.SkinLook` of "v2").
     """
     rng = rng_or_seed if isinstance(rng_or_seed, np.random.Generator) else np.random.default_rng(rng_or_seed)
     size = int(size)
@@ -557,13 +558,11 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     if rng.uniform() < 0.7:  # soft shadow of the hands on the "wall" behind them
         off = -app.light_dir[:2] / max(abs(app.light_dir[2]), 0.3) * size * rng.uniform(0.02, 0.06)
         shadow = (off, rng.uniform(0.2, 0.45))
-    if style == "v2":
-        radius = float(np.mean([scene.shapes[h].radii[1:, 1:4].mean() for h in scene.present]))
-        look = rd.sample_skin_look(rng, size, radius)
-        out = render_scene(scene, focal, princpt, size, app, background, joints_cam, dorsal, shadow, look)
+    look = sample_look(rng, scene, size, style)
+    out = render_scene(scene, focal, princpt, size, app, background, joints_cam, dorsal, shadow, look)
+    if look is not None:
         image = camera_effects(out["image"], rng)
     else:
-        out = render_scene(scene, focal, princpt, size, app, background, joints_cam, dorsal, shadow)
         pil = Image.fromarray((out["image"] * 255 + 0.5).astype(np.uint8))
         pil = Image.blend(pil, pil.filter(_SMOOTH), rng.uniform(0.3, 1.0))  # mild blur (sigma up to ~0.7 px)
         amp = int(rng.integers(2, 8))  # sensor noise: uniform integers in [-amp, amp]
@@ -598,7 +597,20 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
         "scene": scene,
         "appearance": app,
         "background": background,
+        "look": look,
     }
+
+
+def sample_look(rng: np.random.Generator, scene: Scene, size: int, style: str = "v1") -> rd.SkinLook | None:
+    """The extra appearance of ``style`` (:data:`STYLES`), drawn from ``rng`` after the scene, appearance,
+    background and shadow: None for "v1" (draws nothing), a :class:`render.SkinLook` for "v2" (its
+    blend radius from the scene's finger radii) for an image of ``size`` px. Raises ValueError for another style."""
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    if style == "v1":
+        return None
+    radius = float(np.mean([scene.shapes[h].radii[1:, 1:4].mean() for h in scene.present]))
+    return rd.sample_skin_look(rng, size, radius)
 
 
 def camera_effects(image, rng: np.random.Generator) -> np.ndarray:
