@@ -521,6 +521,25 @@ def test_v2_primitives_add_palm_volumes_to_the_same_skeleton(rng):
     assert np.all(centre[:3] @ z < 0) and np.all(centre[3:] @ z > 0)
 
 
+def test_v2_sleeve_starts_at_a_cuff_above_the_wrist():
+    for seed in range(60):
+        s = synth.render_sample(seed, 96, hand_type="right", style="v2")
+        app, look = s["appearance"], s["look"]
+        prims = s["scene"].primitives(style="v2")
+        ras = rd.rasterize_blended(prims, s["focal"], s["princpt"], 96, look.blend)
+        idx = np.flatnonzero(ras.prim.reshape(-1) >= 0)
+        albedo, _, t, _, part, _ = rd._albedo(ras, prims, app, idx, look.cuff)
+        arm = part == rd.FOREARM
+        if app.sleeve is not None and (arm & (t < look.cuff)).sum() > 5 and (arm & (t >= look.cuff)).sum() > 5:
+            break
+    else:
+        pytest.fail("no sample with a sleeve on both sides of the cuff in view")
+    sleeve = np.all(np.abs(albedo - app.sleeve) < 1e-6, axis=1)
+    assert np.array_equal(sleeve[arm], t[arm] >= look.cuff) and not sleeve[~arm].any()
+    v1 = rd._albedo(ras, prims, app, idx)[0]  # no cuff (style v1): the sleeve from the wrist on
+    assert np.all(np.abs(v1[arm] - app.sleeve) < 1e-6)
+
+
 def test_write_dataset_with_style_v2(tmp_path):
     summary = synth.write_dataset(tmp_path / "a", "test", num=2, size=48, seed=2, progress=False, style="v2")
     synth.write_dataset(tmp_path / "b", "test", num=2, size=48, seed=2, progress=False, style="v2")

@@ -720,11 +720,11 @@ def _dot(u, v):
     return np.einsum("ij,ij->i", u, v)
 
 
-def _albedo(raster: Raster, prims: Primitives, app: Appearance, idx):
+def _albedo(raster: Raster, prims: Primitives, app: Appearance, idx, cuff: float = 0.0):
     """Per covered pixel ``idx`` (N,): (albedo (N, 3), normal (N, 3), t (N,), hand (N,), part (N,),
     s (N,)): the hand's skin, blended to the palm tone where the normal turns away from the back
     of the hand (s = n . dorsal: +1 back, -1 palm side), to the nail tone on the back of the distal
-    phalanges, or the sleeve."""
+    phalanges, or the sleeve on the forearm from ``cuff`` (its t, 0..1) on."""
     f32 = np.float32
     p = raster.prim.reshape(-1)[idx]
     n = raster.normal.reshape(-1, 3)[idx]
@@ -737,7 +737,7 @@ def _albedo(raster: Raster, prims: Primitives, app: Appearance, idx):
     w_nail = _smoothstep(f32(0.45), f32(0.75), s[d]) * _smoothstep(f32(0.35), f32(0.55), t[d])
     albedo[d] += w_nail[:, None] * (nail[hand[d]] - albedo[d])
     if app.sleeve is not None:
-        albedo[part == FOREARM] = app.sleeve
+        albedo[(part == FOREARM) & (t >= cuff)] = app.sleeve
     return albedo, n, t, hand, part, s
 
 
@@ -810,7 +810,8 @@ class SkinLook:
     (back); flush: reddening of the knuckles and fingertips; mottle: (h, w) low-frequency
     albedo variation, multiplied as (1 + mottle); ao: darkening of crevices (0..1); specular,
     shininess: a weak Blinn-Phong highlight; blend: smooth-union radius (mm) of
-    :func:`rasterize_blended`."""
+    :func:`rasterize_blended`; cuff: a sleeve starts this far along the forearm capsule (0 = at the
+    wrist, as style "v1"; 1 = its far end), the wrist and the forearm before it in skin."""
 
     wrap: float = 0.45
     sss: float = 1.0
@@ -821,6 +822,7 @@ class SkinLook:
     specular: float = 0.05
     shininess: float = 14.0
     blend: float = 3.5
+    cuff: float = 0.3
 
 
 def sample_skin_look(rng: np.random.Generator, size: int, finger_radius: float = 8.0) -> SkinLook:
@@ -880,10 +882,10 @@ def shade_skin(raster: Raster, prims: Primitives, app: Appearance, look: SkinLoo
     if idx.size == 0:
         return img.reshape(H, W, 3)
     f32 = np.float32
-    albedo, n, t, hand, part, s = _albedo(raster, prims, app, idx)
+    albedo, n, t, hand, part, s = _albedo(raster, prims, app, idx, look.cuff)
     if look.mottle is not None:
         albedo *= 1.0 + look.mottle.reshape(-1)[idx, None]
-    skin = part != FOREARM if app.sleeve is not None else np.ones(idx.size, bool)
+    skin = (part != FOREARM) | (t < look.cuff) if app.sleeve is not None else np.ones(idx.size, bool)
     finger = (part == PHALANX) | (part == DISTAL)
     near_joint = np.exp(-(np.minimum(t, np.where(part == DISTAL, 1.0, 1.0 - t)) / f32(0.07)) ** 2)
     crease = np.where(finger, near_joint, 0.0) * _smoothstep(f32(0.0), f32(-0.5), s)  # palm side of the joints
