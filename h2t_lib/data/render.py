@@ -319,7 +319,7 @@ def _boxes(us, vs, rad, W, H):
 def _slab_hits(prims: Primitives, slab, fx, fy, cx, cy, W, H, spans: bool = False):
     """Rays that hit the faces of slabs ``slab`` over their triangles (each face the triangle's
     plane pushed r towards the camera). Returns (slab number (F,), col, row, depth lam (F,),
-    face normals (T, 3), pushed corners P0 (T, 3)). spans: try the pixels of :func:`_span_fragments`
+    face normals (T, 3), pushed corners P0 (T, 3)). spans: test only the pixels of :func:`_span_fragments`
     instead of the triangles' bounding boxes (fewer; the same hits)."""
     f32 = np.float32
     fmax = max(fx, fy)
