@@ -462,18 +462,16 @@ def _span_fragments(us, vs, pad, W, H):
     ny = np.maximum(y1 - y0 + 1, 0)
     sid = np.repeat(np.arange(len(ny)), ny)
     y = y0[sid] + np.arange(ny.sum()) - np.repeat(np.cumsum(ny) - ny, ny)
-    lo, hi, ps = np.full(y.size, 1e9), np.full(y.size, -1e9), p[sid]  # rows that meet no edge stay empty
-    K = len(us)
-    for e in range(1 if K == 2 else K):  # the edges (one for a segment)
-        ua, va, ub, vb = us[e][sid], vs[e][sid], us[(e + 1) % K][sid], vs[(e + 1) % K][sid]
-        dv = np.where(np.abs(vb - va) > 1e-9, vb - va, 1e-9)
-        ta, tb = (y - ps - va) / dv, (y + ps - va) / dv
-        t_lo, t_hi = np.clip(np.minimum(ta, tb), 0, 1), np.clip(np.maximum(ta, tb), 0, 1)
-        xa, xb = ua + t_lo * (ub - ua), ua + t_hi * (ub - ua)
-        meets = (y >= np.minimum(va, vb) - ps) & (y <= np.maximum(va, vb) + ps)
-        lo = np.where(meets, np.minimum(lo, np.minimum(xa, xb)), lo)
-        hi = np.where(meets, np.maximum(hi, np.maximum(xa, xb)), hi)
-    lo, hi = lo - ps, hi + ps
+    ps, K = p[sid], len(us)
+    e0 = np.arange(1 if K == 2 else K)  # the edges (e0 -> e0 + 1; one for a segment), all rows at once: (E, R)
+    ua, va, ub, vb = us[e0][:, sid], vs[e0][:, sid], us[(e0 + 1) % K][:, sid], vs[(e0 + 1) % K][:, sid]
+    dv = np.where(np.abs(vb - va) > 1e-9, vb - va, 1e-9)
+    ta, tb = (y - ps - va) / dv, (y + ps - va) / dv
+    t_lo, t_hi = np.clip(np.minimum(ta, tb), 0, 1), np.clip(np.maximum(ta, tb), 0, 1)
+    xa, xb = ua + t_lo * (ub - ua), ua + t_hi * (ub - ua)
+    meets = (y >= np.minimum(va, vb) - ps) & (y <= np.maximum(va, vb) + ps)  # rows that meet no edge stay empty
+    lo = np.where(meets, np.minimum(xa, xb), 1e9).min(0) - ps
+    hi = np.where(meets, np.maximum(xa, xb), -1e9).max(0) + ps
     if K == 2:
         du, dv = us[1][sid] - us[0][sid], vs[1][sid] - vs[0][sid]
         dv = np.where(np.abs(dv) > 1e-9, dv, 1e-9)

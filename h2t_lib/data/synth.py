@@ -632,13 +632,16 @@ def camera_effects(image, rng: np.random.Generator) -> np.ndarray:
     pil = pil.filter(ImageFilter.BoxBlur(box_radius(rng.uniform(0.5, 1.5) * size / 256)))
     sigma = f32(rng.uniform(1.0, 4.0))
     half = (size + 1) // 2
-    colour = rng.standard_normal((half, half, 3), dtype=f32).repeat(2, 0).repeat(2, 1)[:size, :size] / f32(3)
+    colour = (rng.standard_normal((half, half, 3), dtype=f32) / f32(3)).repeat(2, 0).repeat(2, 1)[:size, :size]
     noise = rng.standard_normal((size, size, 1), dtype=f32) + colour
-    out = np.clip(np.asarray(pil, f32) + sigma * noise + f32(0.5), 0, 255).astype(np.uint8)
+    noise *= sigma
+    out = np.asarray(pil, f32) + noise
+    out += f32(0.5)
+    out = np.clip(out, 0, 255, out=out).astype(np.uint8)
     if rng.uniform() < 0.5:
         buf = io.BytesIO()
         Image.fromarray(out).save(buf, format="JPEG", quality=int(rng.integers(55, 91)))
-        out = np.asarray(Image.open(buf).convert("RGB"))
+        out = np.asarray(Image.open(buf))  # an RGB JPEG decodes to RGB
     return out
 
 
