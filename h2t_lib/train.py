@@ -266,7 +266,7 @@ def training_data(cfg: TrainConfig, data_dir, image_size: int, d: distributed.Di
 
         n = min(cfg.render_samples, cfg.max_train_samples or cfg.render_samples)
         train_set = SynthStream(n, image_size, seed=cfg.seed, render_size=cfg.render_size or None,
-                                augment=cfg.augment, split=cfg.train_split)
+                                augment=cfg.augment, split=cfg.train_split, style=cfg.render_style)
         source = f"{n} samples rendered on the fly per epoch ({train_set.render_size} px images)"
     else:
         if data_dir is None:
@@ -287,7 +287,7 @@ def training_data(cfg: TrainConfig, data_dir, image_size: int, d: distributed.Di
 
         val_name = "rendered"
         val_set = SynthStream(cfg.max_val_samples or 256, image_size, seed=cfg.seed, render_size=cfg.render_size or None,
-                              augment=False, split="val", fixed_epoch=0)
+                              augment=False, split="val", fixed_epoch=0, style=cfg.render_style)
     workers = (auto_workers(d.device, cfg.train_data == "render", d.local_world_size) if cfg.num_workers < 0
                else cfg.num_workers)
     # the shuffling order and the augmentation are functions of (seed, epoch, pass), set at the start of every pass

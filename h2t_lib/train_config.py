@@ -64,6 +64,7 @@ class TrainConfig:
     train_data: str = "folder"  # "folder": the train_split of --data; "render": synthetic samples rendered as the loader asks
     render_samples: int = 20000  # "render": samples per epoch (every epoch renders new ones)
     render_size: int = 0  # "render": side of the rendered camera image, px (0 = the model's image size)
+    render_style: str = "v1"  # "render": the renderer's look, "v1" | "v2" (as synth --style; docs/realism.md)
     # --- bookkeeping
     seed: int = 0
     log_every: int = 20  # steps between two points of the per-step loss log
@@ -103,6 +104,10 @@ class TrainConfig:
             bad(f"render_samples={self.render_samples!r} must be a positive integer")
         if not isinstance(self.render_size, int) or (self.render_size and self.render_size < 32):
             bad(f"render_size={self.render_size!r} must be 0 (the model's image size) or >= 32")
+        from .data.synth import STYLES
+
+        if self.render_style not in STYLES:
+            bad(f"render_style={self.render_style!r}; use one of {STYLES}")
         if not isinstance(self.num_workers, int) or self.num_workers < -1:
             bad(f"num_workers={self.num_workers!r} must be -1 (auto) or >= 0")
         if not isinstance(self.model, dict) or not isinstance(self.loss, dict):

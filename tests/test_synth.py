@@ -521,6 +521,69 @@ def test_v2_primitives_add_palm_volumes_to_the_same_skeleton(rng):
     assert np.all(centre[:3] @ z < 0) and np.all(centre[3:] @ z > 0)
 
 
+def test_v2_sleeve_starts_at_a_cuff_above_the_wrist():
+    for seed in range(60):
+        s = synth.render_sample(seed, 96, hand_type="right", style="v2")
+        app, look = s["appearance"], s["look"]
+        prims = s["scene"].primitives(style="v2")
+        ras = rd.rasterize_blended(prims, s["focal"], s["princpt"], 96, look.blend)
+        idx = np.flatnonzero(ras.prim.reshape(-1) >= 0)
+        albedo, _, t, _, part, _ = rd._albedo(ras, prims, app, idx, look.cuff)
+        arm = part == rd.FOREARM
+        if app.sleeve is not None and (arm & (t < look.cuff)).sum() > 5 and (arm & (t >= look.cuff)).sum() > 5:
+            break
+    else:
+        pytest.fail("no sample with a sleeve on both sides of the cuff in view")
+    sleeve = np.all(np.abs(albedo - app.sleeve) < 1e-6, axis=1)
+    assert np.array_equal(sleeve[arm], t[arm] >= look.cuff) and not sleeve[~arm].any()
+    v1 = rd._albedo(ras, prims, app, idx)[0]  # no cuff (style v1): the sleeve from the wrist on
+    assert np.all(np.abs(v1[arm] - app.sleeve) < 1e-6)
+
+
+def _near(px, py, us, vs, pad, steps=400):
+    """Pixels (px, py) within the swept disc of a segment (K = 2; radius pad[0] -> pad[1], the hull of the
+    end discs) or within pad[0] of a filled triangle (K = 3), by dense sampling."""
+    K = len(us)
+    near = np.zeros(px.shape, bool)
+    edges = [(0, 1)] if K == 2 else [(0, 1), (1, 2), (2, 0)]
+    for e0, e1 in edges:
+        for t in np.linspace(0, 1, steps):
+            r = pad[e0] + t * (pad[e1] - pad[e0]) - 1e-6
+            near |= np.hypot(px - us[e0] - t * (us[e1] - us[e0]), py - vs[e0] - t * (vs[e1] - vs[e0])) <= r
+    if K == 3:
+        cross = np.stack([(us[q] - us[p]) * (py - vs[p]) - (vs[q] - vs[p]) * (px - us[p]) for p, q in edges])
+        near |= np.all(cross >= 0, 0) | np.all(cross <= 0, 0)
+    return near
+
+
+def test_span_fragments_hold_every_pixel_near_the_shape_and_fewer_than_the_box():
+    rng = np.random.default_rng(0)
+    W = H = 40
+    py, px = np.mgrid[0:H, 0:W].astype(float)
+    for K in (2, 3):
+        us, vs = rng.uniform(-5, 45, size=(K, 30)), rng.uniform(-5, 45, size=(K, 30))
+        pad = rng.uniform(0.5, 6.0, size=(K, 30)) if K == 2 else np.repeat(rng.uniform(0.5, 6.0, size=(1, 30)), 3, 0)
+        sid, cols, rows = rd._span_fragments(us, vs, pad, W, H)
+        assert sid.size < rd._fragments(*rd._boxes(us, vs, pad, W, H))[0].size
+        for i in range(30):
+            got = np.zeros((H, W), bool)
+            got[rows[sid == i], cols[sid == i]] = True
+            assert (np.bincount(rows[sid == i] * W + cols[sid == i]) <= 1).all()  # each pixel once
+            assert got[_near(px, py, us[:, i], vs[:, i], pad[:, i])].all()
+
+
+@pytest.mark.parametrize("sigma", [0.3, 0.5, 0.8, 1.2, 2.0])
+def test_box_radius_gives_a_box_blur_of_that_sigma(sigma):
+    from PIL import Image, ImageFilter
+
+    a = np.zeros((41, 41), np.float32)
+    a[20, 20] = 1.0
+    img = Image.fromarray((a * 255).astype(np.uint8)).filter(ImageFilter.BoxBlur(synth.box_radius(sigma)))
+    w = np.asarray(img, float).sum(0)
+    x = np.arange(41) - 20
+    assert np.sqrt((w * x * x).sum() / w.sum()) == pytest.approx(sigma, abs=0.03)
+
+
 def test_write_dataset_with_style_v2(tmp_path):
     summary = synth.write_dataset(tmp_path / "a", "test", num=2, size=48, seed=2, progress=False, style="v2")
     synth.write_dataset(tmp_path / "b", "test", num=2, size=48, seed=2, progress=False, style="v2")

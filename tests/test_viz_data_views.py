@@ -149,6 +149,18 @@ def test_render_posed_pair_overlap_hides_the_right_hand():
     assert over["joint_vis"][21:].sum() == apart["joint_vis"][21:].sum()  # the left hand is in front
 
 
+def test_render_posed_pair_style_v2_is_the_same_scene_with_another_skin():
+    img1, jc1, info1 = viz.render_posed_pair(flex=20, gap_mm=30, seed=1, size=SIZE, return_info=True)
+    img2, jc2, info2 = viz.render_posed_pair(flex=20, gap_mm=30, seed=1, size=SIZE, return_info=True, style="v2")
+    assert np.array_equal(jc1, jc2)
+    hand1, hand2 = info1["layer"] >= 0, info2["layer"] >= 0
+    assert not (hand1 & ~hand2).any() and hand2.sum() > hand1.sum()  # the smooth skin covers the capsules and more
+    assert np.array_equal(img1[~hand2], img2[~hand2])  # the same background
+    assert np.abs(img1[hand1] - img2[hand1]).mean() > 0.02  # another shading
+    with pytest.raises(ValueError, match="'v9'"):
+        viz.render_posed_pair(seed=1, size=SIZE, style="v9")
+
+
 def test_posed_pair_figure_and_image_and_3d():
     fig = viz.posed_pair_figure(flex=[0, 10, 20, 30, 40], gap_mm=-60, seed=0, size=SIZE)
     assert "occlusion" in fig.layout.title.text
@@ -173,6 +185,18 @@ def test_render_steps_reproduce_render_scene(scene_sample):
     assert len(steps["primitives"]) == len(scene_sample["scene"].primitives())
     fig = viz.render_steps_figure(scene_sample)
     assert len([ax for ax in fig.axes if ax.get_title()]) == 6
+
+
+def test_render_steps_of_a_v2_sample_use_its_skin_look():
+    s = synth.render_sample(3, size=SIZE, hand_type="interacting", style="v2")
+    steps = viz.render_steps(s)
+    ref = synth.render_scene(s["scene"], s["focal"], s["princpt"], SIZE, s["appearance"], s["background"], look=s["look"])
+    assert np.allclose(steps["shaded"], ref["image"], atol=1e-5) and np.array_equal(steps["raster"].layer, ref["layer"])
+    assert len(steps["primitives"]) == len(s["scene"].primitives(style="v2")) > len(s["scene"].primitives())
+    v1 = synth.render_scene(s["scene"], s["focal"], s["princpt"], SIZE, s["appearance"], s["background"])
+    assert not np.allclose(steps["shaded"], v1["image"], atol=1e-2)
+    titles = [ax.get_title() for ax in viz.render_steps_figure(s).axes if ax.get_title()]
+    assert titles[-1] == "6. + shadow, camera effects"
 
 
 # --------------------------------------------------------------------------- #

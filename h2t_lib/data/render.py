@@ -316,10 +316,11 @@ def _boxes(us, vs, rad, W, H):
     return x0, x1, y0, y1
 
 
-def _slab_hits(prims: Primitives, slab, fx, fy, cx, cy, W, H):
+def _slab_hits(prims: Primitives, slab, fx, fy, cx, cy, W, H, spans: bool = False):
     """Rays that hit the faces of slabs ``slab`` over their triangles (each face the triangle's
     plane pushed r towards the camera). Returns (slab number (F,), col, row, depth lam (F,),
-    face normals (T, 3), pushed corners P0 (T, 3))."""
+    face normals (T, 3), pushed corners P0 (T, 3)). spans: test only the pixels of :func:`_span_fragments`
+    instead of the triangles' bounding boxes (fewer; the same hits)."""
     f32 = np.float32
     fmax = max(fx, fy)
     V = np.stack([prims.a[slab], prims.b[slab], prims.c[slab]])  # (3, T, 3)
@@ -329,8 +330,8 @@ def _slab_hits(prims: Primitives, slab, fx, fy, cx, cy, W, H):
     n = np.where(((n * V[0]).sum(1) > 0)[:, None], -n, n)  # the face looking at the camera
     us, vs = _project(V.reshape(-1, 3), fx, fy, cx, cy)
     pad = np.repeat((r / np.maximum(V[..., 2].min(0) - r, 1e-3) * fmax * 1.05 + 1.0)[None], 3, 0)
-    box = _boxes(us.reshape(3, -1), vs.reshape(3, -1), pad, W, H)
-    tid, px, py = _fragments(*box)
+    us, vs = us.reshape(3, -1), vs.reshape(3, -1)
+    tid, px, py = _span_fragments(us, vs, pad, W, H) if spans else _fragments(*_boxes(us, vs, pad, W, H))
     vx = (px.astype(f32) - f32(cx)) / f32(fx)
     vy = (py.astype(f32) - f32(cy)) / f32(fy)
     # per triangle: the plane pushed r towards the camera, n . X = off, and barycentric helpers
@@ -447,25 +448,59 @@ def rasterize(prims: Primitives, focal, princpt, size: int, num_layers: int = NU
 _PLANE_RADIUS = 2.0e4
 
 
+def _span_fragments(us, vs, pad, W, H):
+    """The pixels within ``pad`` px of each of P shapes, by rows: (shape id, col, row) of each (F,).
+
+    us, vs: (K, P) the shapes' vertices on screen (px), K = 2 for a segment, 3 for a filled
+    triangle; pad: (K, P) px (the largest per shape is used). Tighter than a bounding box for
+    slanted shapes: per row y, the span is the x-range of the shape's edges clipped to the band
+    [y - pad, y + pad], grown by pad (a superset of the pixels within pad of the shape); for a
+    segment also at most pad / sin(its angle to the row) from its line.
+    """
+    x0, x1, y0, y1 = _boxes(us, vs, pad, W, H)
+    p = pad.max(axis=0)
+    ny = np.maximum(y1 - y0 + 1, 0)
+    sid = np.repeat(np.arange(len(ny)), ny)
+    y = y0[sid] + np.arange(ny.sum()) - np.repeat(np.cumsum(ny) - ny, ny)
+    ps, K = p[sid], len(us)
+    e0 = np.arange(1 if K == 2 else K)  # the edges (e0 -> e0 + 1; one for a segment), all rows at once: (E, R)
+    ua, va, ub, vb = us[e0][:, sid], vs[e0][:, sid], us[(e0 + 1) % K][:, sid], vs[(e0 + 1) % K][:, sid]
+    dv = np.where(np.abs(vb - va) > 1e-9, vb - va, 1e-9)
+    ta, tb = (y - ps - va) / dv, (y + ps - va) / dv
+    t_lo, t_hi = np.clip(np.minimum(ta, tb), 0, 1), np.clip(np.maximum(ta, tb), 0, 1)
+    xa, xb = ua + t_lo * (ub - ua), ua + t_hi * (ub - ua)
+    meets = (y >= np.minimum(va, vb) - ps) & (y <= np.maximum(va, vb) + ps)  # rows that meet no edge stay empty
+    lo = np.where(meets, np.minimum(xa, xb), 1e9).min(0) - ps
+    hi = np.where(meets, np.maximum(xa, xb), -1e9).max(0) + ps
+    if K == 2:
+        du, dv = us[1][sid] - us[0][sid], vs[1][sid] - vs[0][sid]
+        dv = np.where(np.abs(dv) > 1e-9, dv, 1e-9)
+        x_line, half = us[0][sid] + (y - vs[0][sid]) * du / dv, ps * np.hypot(du, dv) / np.abs(dv)
+        lo, hi = np.maximum(lo, x_line - half), np.minimum(hi, x_line + half)
+    xs0 = np.maximum(np.floor(lo), x0[sid]).astype(np.int32)
+    n = np.maximum(np.minimum(np.ceil(hi), x1[sid]).astype(np.int32) - xs0 + 1, 0)  # pixels per row
+    px = np.arange(n.sum(), dtype=np.int32) - np.repeat(np.cumsum(n, dtype=np.int32) - n - xs0, n)
+    return np.repeat(sid, n), px, np.repeat(y.astype(np.int32), n)
+
+
 def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
     """Fragments of the capsules ``cap`` for :func:`rasterize_blended`.
 
     Like the hard rasteriser, but every pixel within ``blend`` mm of a capsule (on screen)
-    becomes a fragment, hit or not (not for the forearm: it is alone in its layer), and of the pieces a capsule is cut into only the one
-    holding the pixel's closest point on the projected axis is kept (one fragment per pixel
-    and capsule: pieces of one capsule must not blend with each other).
-    Returns (prim id, pixel, depth lam, hit, sphere centre (F, 3), radius, t), depth being the
+    becomes a fragment, hit or not (not for the forearm: it is alone in its layer), one per pixel
+    and capsule (the capsules are not cut into pieces: :func:`_span_fragments` follows them row by row).
+    Returns (prim id, pixel, depth lam, hit, sphere centre (3, F), radius, t), depth being the
     ray's hit of the sweep sphere, or its closest approach to the sphere centre when it misses.
     """
     f32 = np.float32
     fmax = max(fx, fy)
-    a, b, ra, rb, src, t0, t1 = _split_capsules(prims.a[cap], prims.b[cap], prims.ra[cap], prims.rb[cap], fmax)
-    grow = np.where(prims.part[cap][src] == FOREARM, 0.0, blend)  # how far (mm) beyond the capsule to look
+    a, b, ra, rb = prims.a[cap], prims.b[cap], prims.ra[cap], prims.rb[cap]
+    grow = np.where(prims.part[cap] == FOREARM, 0.0, blend)  # how far (mm) beyond the capsule to look
     ua, va = _project(a, fx, fy, cx, cy)
     ub, vb = _project(b, fx, fy, cx, cy)
-    pa = (ra + grow) / np.maximum(a[:, 2] - ra - grow, 1e-3) * fmax * 1.05 + 1.0
-    pb = (rb + grow) / np.maximum(b[:, 2] - rb - grow, 1e-3) * fmax * 1.05 + 1.0
-    pid, px, py = _fragments(*_boxes(np.stack([ua, ub]), np.stack([va, vb]), np.stack([pa, pb]), W, H))
+    pa = (ra + grow) / np.maximum(a[:, 2] - ra - grow, 1e-3) * fmax * 1.1  # the spans round outwards
+    pb = (rb + grow) / np.maximum(b[:, 2] - rb - grow, 1e-3) * fmax * 1.1
+    pid, px, py = _span_fragments(np.stack([ua, ub]), np.stack([va, vb]), np.stack([pa, pb]), W, H)
     vx = (px.astype(f32) - f32(cx)) / f32(fx)
     vy = (py.astype(f32) - f32(cy)) / f32(fy)
     A, B = a.astype(f32), b.astype(f32)
@@ -476,29 +511,23 @@ def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
     drz = (1.1 * rb + grow).astype(f32) / B[:, 2] - rz_a
     q = np.take(np.stack([anx, any_, dnx, dny, inv, rz_a, drz]), pid, axis=1)
     ex, ey = vx - q[0], vy - q[1]
-    s = (ex * q[2] + ey * q[3]) * q[4]  # closest point on the projected piece, unclipped
-    t = np.clip(s, 0.0, 1.0)
+    t = np.clip((ex * q[2] + ey * q[3]) * q[4], 0.0, 1.0)  # closest point on the projected axis
     ex -= t * q[2]
     ey -= t * q[3]
     rz = q[5] + t * q[6]
     keep = np.flatnonzero(ex * ex + ey * ey < rz * rz)
-    pid, s = pid[keep], s[keep]
-    own = ~(((s < 0) & (t0 > 0)[pid]) | ((s > 1) & (t1 < 1)[pid]))  # beyond an inner cut: the next piece's pixel
-    keep = keep[own]
-    pid, px, py, vx, vy, t = pid[own], px[keep], py[keep], vx[keep], vy[keep], t[keep]
+    pid, px, py, vx, vy, t = pid[keep], px[keep], py[keep], vx[keep], vy[keep], t[keep]
     q = np.take(np.stack([A[:, 0], A[:, 1], A[:, 2], B[:, 0] - A[:, 0], B[:, 1] - A[:, 1], B[:, 2],
                           ra.astype(f32), (rb - ra).astype(f32)]), pid, axis=1)
     za, zb = q[2], q[5]
     t3 = t * za / ((1.0 - t) * zb + t * za)
-    C = np.stack([q[0] + t3 * q[3], q[1] + t3 * q[4], za + t3 * (zb - za)], axis=1)
+    Cx, Cy, Cz = q[0] + t3 * q[3], q[1] + t3 * q[4], za + t3 * (zb - za)
     r = q[6] + t3 * q[7]
-    vc = vx * C[:, 0] + vy * C[:, 1] + C[:, 2]
+    vc = vx * Cx + vy * Cy + Cz
     vv = vx * vx + vy * vy + 1.0
-    disc = vc * vc - vv * ((C * C).sum(1) - r * r)
-    hit = disc > 0
+    disc = vc * vc - vv * (Cx * Cx + Cy * Cy + Cz * Cz - r * r)
     lam = (vc - np.sqrt(np.maximum(disc, 0.0))) / vv  # a miss: the closest approach to the centre
-    tt = (t0[pid] + t3 * (t1 - t0)[pid]).astype(f32)
-    return cap[src[pid]], py * W + px, lam, hit, C, r, tt
+    return cap[pid], py * W + px, lam, disc > 0, np.stack([Cx, Cy, Cz]), r, t3
 
 
 def _blend_slab_fragments(prims, slab, fx, fy, cx, cy, W, H):
@@ -507,20 +536,10 @@ def _blend_slab_fragments(prims, slab, fx, fy, cx, cy, W, H):
     tangent to it (so capsules and slabs are blended by one formula). Same tuple as
     :func:`_blend_capsule_fragments`."""
     f32 = np.float32
-    tid, px, py, lam, n, P0 = _slab_hits(prims, slab, fx, fy, cx, cy, W, H)
-    C = (P0 - _PLANE_RADIUS * n)[tid].astype(f32)
+    tid, px, py, lam, n, P0 = _slab_hits(prims, slab, fx, fy, cx, cy, W, H, spans=True)
+    C = (P0 - _PLANE_RADIUS * n)[tid].astype(f32).T
     return (slab[tid], py * W + px, lam, np.ones(tid.size, bool), C, np.full(tid.size, _PLANE_RADIUS, f32),
             np.full(tid.size, 0.5, f32))
-
-
-def _nearest(ras_a: Raster, ids_a, ras_b: Raster, ids_b) -> Raster:
-    """Merge the rasters of two disjoint sets of primitives in disjoint layers: per pixel the
-    nearer surface. ids_a / ids_b: (P_a,) / (P_b,) the primitives' numbers in the whole set."""
-    b = ras_b.depth < ras_a.depth
-    ids_a, ids_b = np.append(ids_a, -1), np.append(ids_b, -1)  # prim -1 (background) stays -1
-    return Raster(np.minimum(ras_a.layers, ras_b.layers), np.where(b, ras_b.depth, ras_a.depth),
-                  np.where(b, ids_b[ras_b.prim], ids_a[ras_a.prim]), np.where(b, ras_b.layer, ras_a.layer),
-                  np.where(b[..., None], ras_b.normal, ras_a.normal), np.where(b, ras_b.t, ras_a.t))
 
 
 def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float, num_layers: int = NUM_LAYERS,
@@ -541,14 +560,9 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
     fillets). The normal is grad F = (1 - H/2) n_min + 1/2 sum h_i n_i (H = sum h_i, i != argmin),
     continuous across the joints. The palm's slabs and rims (part :data:`PALM`) are one piece:
     among them only the nearest counts (their faces coincide at the rims). prim / t are those of
-    the nearest primitive (for the colours). A forearm is alone in its layer, so the hard
-    :func:`rasterize` draws it (the same surface, fewer fragments) and :func:`_nearest` merges.
+    the nearest primitive (for the colours). A forearm is alone in its layer: it gets no blend
+    margin (its fragments are its hard hits and the pixels next to them, and F = its own distance).
     """
-    arm = prims.part == FOREARM
-    if arm.any():
-        ids = np.flatnonzero(~arm), np.flatnonzero(arm)
-        return _nearest(rasterize_blended(prims.select(~arm), focal, princpt, size, blend, num_layers, near), ids[0],
-                        rasterize(prims.select(arm), focal, princpt, size, num_layers, near), ids[1])
     H = W = int(size)
     fx, fy = (float(v) for v in focal)
     cx, cy = (float(v) for v in princpt)
@@ -556,8 +570,8 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
     k = f32(blend)
     HW = H * W
     parts = []
-    cap = np.flatnonzero((prims.kind == CAPSULE) & (prims.a[:, 2] > near + prims.ra + blend)
-                         & (prims.b[:, 2] > near + prims.rb + blend))
+    margin = near + np.where(prims.part == FOREARM, 0.0, blend)
+    cap = np.flatnonzero((prims.kind == CAPSULE) & (prims.a[:, 2] > margin + prims.ra) & (prims.b[:, 2] > margin + prims.rb))
     if cap.size:
         parts.append(_blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend))
     slab = np.flatnonzero((prims.kind == SLAB) & (np.min(np.stack([prims.a[:, 2], prims.b[:, 2], prims.c[:, 2]]), 0)
@@ -569,56 +583,65 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
         inf = np.full((num_layers, H, W), np.inf, f32)
         return Raster(inf, inf[0].copy(), np.full((H, W), -1, np.int64), np.full((H, W), -1, np.int8),
                       np.zeros((H, W, 3), f32), np.zeros((H, W), f32))
-    pid, pix, lam, hit, C, r, tt = (np.concatenate(q) for q in zip(*parts))
+    pid, pix, lam, hit, C, r, tt = (np.concatenate(q, axis=-1) for q in zip(*parts))
     pix = pix.astype(np.int64)
     key = prims.layer[pid].astype(np.int64) * HW + pix
+    # the (layer, pixel) keys that have fragments, numbered 0..U-1 (u per fragment); below, per-key arrays are (U,)
+    has = np.zeros(n_keys, bool)
+    has[key] = True
+    keys = np.flatnonzero(has)
+    slot = np.empty(n_keys, np.int64)
+    slot[keys] = np.arange(keys.size)
+    u, U = slot[key], keys.size
     # X0: the first hard hit per pixel and layer, else the nearest closest approach
     big = f32(1e6)
-    first = np.full(n_keys, np.inf, f32)
-    np.minimum.at(first, key, lam.astype(f32) + np.where(hit, f32(0), big))
+    first = np.full(U, np.inf, f32)
+    np.minimum.at(first, u, lam.astype(f32) + np.where(hit, f32(0), big))
     hard = first < big
     lam0 = np.where(hard, first, first - big)
     vx = ((pix % W).astype(f32) - f32(cx)) / f32(fx)
     vy = ((pix // W).astype(f32) - f32(cy)) / f32(fy)
-    l0 = lam0[key]
-    D = np.stack([vx * l0, vy * l0, l0], axis=1) - C  # X0 - C_i
-    dist = np.sqrt((D * D).sum(1))
+    l0 = lam0[u]
+    D = np.stack([vx * l0, vy * l0, l0]) - C  # (3, F): X0 - C_i
+    dist = np.sqrt(D[0] * D[0] + D[1] * D[1] + D[2] * D[2])
     d = dist - r
-    nrm = D / np.maximum(dist, f32(1e-6))[:, None]
-    m = np.full(n_keys, np.inf, f32)
-    np.minimum.at(m, key, d)
-    is_min = d <= m[key]
-    h = np.clip(1.0 - (d - m[key]) / k, 0.0, 1.0)
+    m = np.full(U, np.inf, f32)
+    np.minimum.at(m, u, d)
+    mu = m[u]
+    is_min = d <= mu
+    h = np.clip(1.0 - (d - mu) / k, 0.0, 1.0)
     palm = prims.part[pid] == PALM  # the palm's slabs and rims: only the nearest of them counts
     if palm.any():
-        pm = np.full(n_keys, np.inf, f32)
-        np.minimum.at(pm, key[palm], d[palm])
-        h[palm & (d > pm[key])] = 0.0
+        pm = np.full(U, np.inf, f32)
+        np.minimum.at(pm, u[palm], d[palm])
+        h[palm & (d > pm[u])] = 0.0
     h[is_min] = 0.0
-    F = m - k / 4 * np.bincount(key, h * h, n_keys).astype(f32)
-    kk = np.flatnonzero(hard | (F < 0))  # the covered pixels and layers; below, per covered key
-    comp = np.full(n_keys, -1, np.int64)
+    F = m - k / 4 * np.bincount(u, h * h, U).astype(f32)
+    kk = np.flatnonzero(hard | (F < 0))  # the covered keys (of the U); below, per covered key
+    comp = np.full(U, -1, np.int64)
     comp[kk] = np.arange(kk.size)
-    ci = comp[key]
-    use = (ci >= 0) & ((h > 0) | is_min)
-    ci, h, is_min, nrm, pid, tt = ci[use], h[use], is_min[use], nrm[use], pid[use], tt[use]
+    ci = comp[u]
+    use = np.flatnonzero((ci >= 0) & ((h > 0) | is_min))
+    ci, h, is_min, pid, tt = ci[use], h[use], is_min[use], pid[use], tt[use]
     Hs = np.bincount(ci, h, kk.size)
     w = np.where(is_min, 1.0 - 0.5 * Hs[ci], 0.5 * h)  # grad F = (1 - H/2) n_min + 1/2 sum h_i n_i
-    grad = np.stack([np.bincount(ci, w * nrm[:, c], kk.size) for c in range(3)], axis=1).astype(f32)
-    grad /= np.maximum(np.sqrt((grad * grad).sum(1)), f32(1e-6))[:, None]
+    w /= np.maximum(dist[use], f32(1e-6))  # n_i = D_i / |D_i|
+    D = D[:, use]
+    grad = np.stack([np.bincount(ci, w * D[c], kk.size) for c in range(3)], axis=1).astype(f32)
+    grad /= np.maximum(np.sqrt(_dot(grad, grad)), f32(1e-6))[:, None]
     # one Newton step along the ray X = lam (vx, vy, 1)
-    kp = kk % HW
+    kp = keys[kk] % HW
     gv = grad[:, 0] * ((kp % W).astype(f32) - f32(cx)) / f32(fx) + grad[:, 1] * ((kp // W).astype(f32) - f32(cy)) / f32(fy)
     step = np.clip(-F[kk] / np.minimum(gv + grad[:, 2], f32(-0.3)), -k, 0.0)  # the union only grows
     layers = np.full(n_keys, np.inf, f32)
-    layers[kk] = lam0[kk] + step
+    layers[keys[kk]] = lam0[kk] + step
     layers = layers.reshape(num_layers, HW)
     win, depth = np.zeros(HW, np.int64), layers[0].copy()
     for layer in range(1, num_layers):  # the nearest layer per pixel
         closer = layers[layer] < depth
         win[closer], depth[closer] = layer, layers[layer][closer]
     seen = np.flatnonzero(np.isfinite(depth))
-    wc = comp[win[seen] * HW + seen]
+    wc = comp[slot[win[seen] * HW + seen]]
     prim_c, t_c = np.full(kk.size, -1, np.int64), np.zeros(kk.size, f32)
     prim_c[ci[is_min]], t_c[ci[is_min]] = pid[is_min], tt[is_min]
     prim_img, layer_img = np.full(HW, -1, np.int64), np.full(HW, -1, np.int8)
@@ -695,11 +718,11 @@ def _dot(u, v):
     return np.einsum("ij,ij->i", u, v)
 
 
-def _albedo(raster: Raster, prims: Primitives, app: Appearance, idx):
+def _albedo(raster: Raster, prims: Primitives, app: Appearance, idx, cuff: float = 0.0):
     """Per covered pixel ``idx`` (N,): (albedo (N, 3), normal (N, 3), t (N,), hand (N,), part (N,),
     s (N,)): the hand's skin, blended to the palm tone where the normal turns away from the back
     of the hand (s = n . dorsal: +1 back, -1 palm side), to the nail tone on the back of the distal
-    phalanges, or the sleeve."""
+    phalanges, or the sleeve on the forearm from ``cuff`` (its t, 0..1) on."""
     f32 = np.float32
     p = raster.prim.reshape(-1)[idx]
     n = raster.normal.reshape(-1, 3)[idx]
@@ -712,7 +735,7 @@ def _albedo(raster: Raster, prims: Primitives, app: Appearance, idx):
     w_nail = _smoothstep(f32(0.45), f32(0.75), s[d]) * _smoothstep(f32(0.35), f32(0.55), t[d])
     albedo[d] += w_nail[:, None] * (nail[hand[d]] - albedo[d])
     if app.sleeve is not None:
-        albedo[part == FOREARM] = app.sleeve
+        albedo[(part == FOREARM) & (t >= cuff)] = app.sleeve
     return albedo, n, t, hand, part, s
 
 
@@ -785,7 +808,8 @@ class SkinLook:
     (back); flush: reddening of the knuckles and fingertips; mottle: (h, w) low-frequency
     albedo variation, multiplied as (1 + mottle); ao: darkening of crevices (0..1); specular,
     shininess: a weak Blinn-Phong highlight; blend: smooth-union radius (mm) of
-    :func:`rasterize_blended`."""
+    :func:`rasterize_blended`; cuff: a sleeve starts this far along the forearm capsule (0 = at the
+    wrist, as style "v1"; 1 = its far end), the wrist and the forearm before it in skin."""
 
     wrap: float = 0.45
     sss: float = 1.0
@@ -796,6 +820,7 @@ class SkinLook:
     specular: float = 0.05
     shininess: float = 14.0
     blend: float = 3.5
+    cuff: float = 0.3
 
 
 def sample_skin_look(rng: np.random.Generator, size: int, finger_radius: float = 8.0) -> SkinLook:
@@ -809,13 +834,14 @@ def sample_skin_look(rng: np.random.Generator, size: int, finger_radius: float =
                     rng.uniform(8, 24), float(rng.uniform(0.35, 0.5) * finger_radius))
 
 
-def _box_mean(a, r):
-    """Mean of (H, W) ``a`` over (2r+1)^2 boxes (edges clamped), by cumulative sums."""
-    p = np.pad(a, r + 1, mode="edge")
-    c = p.cumsum(0).cumsum(1)
+def _box_sum(a, r):
+    """Sums of (..., H, W) ``a`` over the (2r+1)^2 boxes around each pixel (zero outside the image), by cumulative sums."""
+    *lead, H, W = a.shape
     k = 2 * r + 1
-    s = c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
-    return (s / np.float32(k * k))[: a.shape[0], : a.shape[1]]
+    c = np.zeros((*lead, H + k, W + k), a.dtype)  # a leading row and column of zeros, then r zeros each side
+    c[..., r + 1:r + 1 + H, r + 1:r + 1 + W] = a
+    c = c.cumsum(-2).cumsum(-1)
+    return c[..., k:, k:] - c[..., :-k, k:] - c[..., k:, :-k] + c[..., :-k, :-k]
 
 
 def crevice_occlusion(raster: Raster, radius: int, depth_scale: float) -> np.ndarray:
@@ -824,10 +850,16 @@ def crevice_occlusion(raster: Raster, radius: int, depth_scale: float) -> np.nda
     fingers and under the thumb are behind their surroundings."""
     f32 = np.float32
     hand = raster.layer >= 0
-    z = np.where(hand, raster.depth, 0.0).astype(f32)
-    m = hand.astype(f32)
-    zm = _box_mean(z, radius) / np.maximum(_box_mean(m, radius), f32(1e-3))
-    return np.where(hand, np.clip((raster.depth - zm) / f32(depth_scale), 0.0, 1.0), 0.0).astype(f32)
+    occ = np.zeros(hand.shape, f32)
+    rows, cols = np.flatnonzero(hand.any(1)), np.flatnonzero(hand.any(0))
+    if rows.size == 0:
+        return occ
+    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)  # the hands' bounding box: zeros outside
+    hand, depth = hand[box], raster.depth[box]
+    z_sum, n = _box_sum(np.stack([np.where(hand, depth, 0.0), hand]).astype(f32), radius)
+    zm = z_sum / np.maximum(n, f32(1e-3))
+    occ[box] = np.where(hand, np.clip((depth - zm) / f32(depth_scale), 0.0, 1.0), 0.0)
+    return occ
 
 
 def shade_skin(raster: Raster, prims: Primitives, app: Appearance, look: SkinLook, background, focal,
@@ -848,10 +880,10 @@ def shade_skin(raster: Raster, prims: Primitives, app: Appearance, look: SkinLoo
     if idx.size == 0:
         return img.reshape(H, W, 3)
     f32 = np.float32
-    albedo, n, t, hand, part, s = _albedo(raster, prims, app, idx)
+    albedo, n, t, hand, part, s = _albedo(raster, prims, app, idx, look.cuff)
     if look.mottle is not None:
         albedo *= 1.0 + look.mottle.reshape(-1)[idx, None]
-    skin = part != FOREARM if app.sleeve is not None else np.ones(idx.size, bool)
+    skin = (part != FOREARM) | (t < look.cuff) if app.sleeve is not None else np.ones(idx.size, bool)
     finger = (part == PHALANX) | (part == DISTAL)
     near_joint = np.exp(-(np.minimum(t, np.where(part == DISTAL, 1.0, 1.0 - t)) / f32(0.07)) ** 2)
     crease = np.where(finger, near_joint, 0.0) * _smoothstep(f32(0.0), f32(-0.5), s)  # palm side of the joints

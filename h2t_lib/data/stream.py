@@ -44,27 +44,29 @@ class SynthStream(torch.utils.data.Dataset):
         interacting_frac, occlusion: as ``synth --interacting-frac / --occlusion``.
         fixed_epoch: render the samples of this epoch whatever ``set_epoch`` says (a validation
             set that stays the same); None = follow ``set_epoch``.
+        style: the renderer's look, "v1" (default) or "v2" (as ``synth --style``; a seed gives the
+            same scenes and joints in both, docs/realism.md).
 
     Raises:
-        ValueError: a bad size, count, fraction or occlusion level.
+        ValueError: a bad size, count, fraction, occlusion level or style.
     """
 
     def __init__(self, num: int, image_size: int, seed: int = 0, render_size: int | None = None,
                  augment: bool = True, split: str = "train", interacting_frac: float = 0.6,
                  occlusion: str = "any", augment_config: AugmentConfig | None = None, bbox_scale: float = 1.25,
-                 fixed_epoch: int | None = None):
+                 fixed_epoch: int | None = None, style: str = "v1"):
         from h2t_lib.data import synth
 
         super().__init__()
         render_size = int(render_size or image_size)
-        synth._check_args(num, render_size, interacting_frac, occlusion, split)
+        synth._check_args(num, render_size, interacting_frac, occlusion, split, style)
         if int(image_size) < 8:
             raise ValueError(f"image_size must be at least 8 pixels, got {image_size}")
         if int(seed) < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.num, self.image_size, self.render_size = int(num), int(image_size), render_size
         self.seed, self.split, self.augment = int(seed), str(split), bool(augment)
-        self.interacting_frac, self.occlusion = float(interacting_frac), occlusion
+        self.interacting_frac, self.occlusion, self.style = float(interacting_frac), occlusion, style
         self.augment_config = augment_config or AugmentConfig()
         self.bbox_scale = float(bbox_scale)
         self.fixed_epoch = fixed_epoch
@@ -88,7 +90,8 @@ class SynthStream(torch.utils.data.Dataset):
         """The full rendered sample (image (R, R, 3) uint8, annotations, scene): see ``synth.render_sample``."""
         from h2t_lib.data.synth import render_sample
 
-        return render_sample(self.rng(index), self.render_size, None, self.interacting_frac, self.occlusion, self.rig)
+        return render_sample(self.rng(index), self.render_size, None, self.interacting_frac, self.occlusion, self.rig,
+                             style=self.style)
 
     def __getitem__(self, index: int) -> dict:
         if not -self.num <= index < self.num:
@@ -105,4 +108,4 @@ class SynthStream(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         return (f"SynthStream({self.num} samples/epoch, {self.render_size} px rendered -> {self.image_size} px, "
-                f"seed {self.seed}, split {self.split!r}, epoch {self.epoch}, augment={self.augment})")
+                f"seed {self.seed}, split {self.split!r}, epoch {self.epoch}, augment={self.augment}, style {self.style})")

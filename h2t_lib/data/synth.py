@@ -530,7 +530,8 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     (id), capture, camrot (3, 3), campos (3,), focal (2,), princpt (2,); bbox [x, y, w, h]
     around the visible hands; occlusion (float, fraction of the more hidden hand covered by
     the other); occlusion_level; layer (S, S) int8 map (-1 background, 0 right hand,
-    1 right forearm, 2 left hand, 3 left forearm); scene, appearance, background (to re-render).
+    1 right forearm, 2 left hand, 3 left forearm); scene, appearance, background, look (to re-render;
+    look: None for "v1", the :class:`render.SkinLook` of "v2").
     """
     rng = rng_or_seed if isinstance(rng_or_seed, np.random.Generator) else np.random.default_rng(rng_or_seed)
     size = int(size)
@@ -557,13 +558,11 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     if rng.uniform() < 0.7:  # soft shadow of the hands on the "wall" behind them
         off = -app.light_dir[:2] / max(abs(app.light_dir[2]), 0.3) * size * rng.uniform(0.02, 0.06)
         shadow = (off, rng.uniform(0.2, 0.45))
-    if style == "v2":
-        radius = float(np.mean([scene.shapes[h].radii[1:, 1:4].mean() for h in scene.present]))
-        look = rd.sample_skin_look(rng, size, radius)
-        out = render_scene(scene, focal, princpt, size, app, background, joints_cam, dorsal, shadow, look)
+    look = sample_look(rng, scene, size, style)
+    out = render_scene(scene, focal, princpt, size, app, background, joints_cam, dorsal, shadow, look)
+    if look is not None:
         image = camera_effects(out["image"], rng)
     else:
-        out = render_scene(scene, focal, princpt, size, app, background, joints_cam, dorsal, shadow)
         pil = Image.fromarray((out["image"] * 255 + 0.5).astype(np.uint8))
         pil = Image.blend(pil, pil.filter(_SMOOTH), rng.uniform(0.3, 1.0))  # mild blur (sigma up to ~0.7 px)
         amp = int(rng.integers(2, 8))  # sensor noise: uniform integers in [-amp, amp]
@@ -598,16 +597,31 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
         "scene": scene,
         "appearance": app,
         "background": background,
+        "look": look,
     }
+
+
+def sample_look(rng: np.random.Generator, scene: Scene, size: int, style: str = "v1") -> rd.SkinLook | None:
+    """The extra appearance of ``style`` (:data:`STYLES`), drawn from ``rng`` after the scene, appearance,
+    background and shadow: None for "v1" (draws nothing), a :class:`render.SkinLook` for "v2" (its
+    blend radius from the scene's finger radii) for an image of ``size`` px. Raises ValueError for another style."""
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    if style == "v1":
+        return None
+    radius = float(np.mean([scene.shapes[h].radii[1:, 1:4].mean() for h in scene.present]))
+    return rd.sample_skin_look(rng, size, radius)
 
 
 def camera_effects(image, rng: np.random.Generator) -> np.ndarray:
     """Style "v2": what a camera does to the rendered float image (S, S, 3) in [0, 1] -> uint8 (S, S, 3).
 
-    White balance (a gain of 0.92-1.08 per channel) and gamma (0.85-1.15); defocus, a Gaussian
-    blur of sigma 0.5-1.5 px per 256 px of image (docs/realism.md: blur hides the hard edges
-    that put MediaPipe off); sensor noise, Gaussian, sigma 1-4 grey levels in brightness plus a
-    third of that per channel; half the time a JPEG round trip at quality 55-90.
+    White balance (a gain of 0.92-1.08 per channel) and gamma (0.85-1.15); defocus, a blur of
+    sigma 0.5-1.5 px per 256 px of image (docs/realism.md: blur hides the hard edges that put
+    MediaPipe off; one box filter of that variance, :func:`box_radius`, is a third of the cost of
+    PIL's Gaussian); sensor noise, Gaussian, sigma 1-4 grey levels in brightness plus a third of
+    that per channel in 2 x 2 blocks (colour noise is coarser after demosaicing); half the time a
+    JPEG round trip at quality 55-90.
     """
     f32 = np.float32
     size = image.shape[0]
@@ -615,16 +629,32 @@ def camera_effects(image, rng: np.random.Generator) -> np.ndarray:
     levels = np.arange(256) / 255.0
     lut = np.concatenate([np.clip(levels * g, 0.0, 1.0) ** gamma for g in gain]) * 255 + 0.5  # (768,) per channel
     pil = Image.fromarray((np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)).point(lut.astype(np.uint8).tolist())
-    pil = pil.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.5) * size / 256))
+    pil = pil.filter(ImageFilter.BoxBlur(box_radius(rng.uniform(0.5, 1.5) * size / 256)))
     sigma = f32(rng.uniform(1.0, 4.0))
-    g = rng.standard_normal((size, size, 3), dtype=f32)
-    noise = g[..., :1] + g[..., (1, 2, 0)] / f32(3)  # brightness, shared by the channels, plus a third per channel
-    out = np.clip(np.asarray(pil, f32) + sigma * noise + f32(0.5), 0, 255).astype(np.uint8)
+    half = (size + 1) // 2
+    colour = (rng.standard_normal((half, half, 3), dtype=f32) / f32(3)).repeat(2, 0).repeat(2, 1)[:size, :size]
+    noise = rng.standard_normal((size, size, 1), dtype=f32) + colour
+    noise *= sigma
+    out = np.asarray(pil, f32) + noise
+    out += f32(0.5)
+    out = np.clip(out, 0, 255, out=out).astype(np.uint8)
     if rng.uniform() < 0.5:
         buf = io.BytesIO()
         Image.fromarray(out).save(buf, format="JPEG", quality=int(rng.integers(55, 91)))
-        out = np.asarray(Image.open(buf).convert("RGB"))
+        out = np.asarray(Image.open(buf))  # an RGB JPEG decodes to RGB
     return out
+
+
+def box_radius(sigma: float) -> float:
+    """The radius r of PIL's ``BoxBlur`` whose kernel has standard deviation ``sigma`` (px).
+
+    ``BoxBlur(r)``, r = n + f (n whole, 0 <= f < 1), averages 2n + 1 pixels with weight 1 and the next
+    two with weight f, so its variance is (n (n+1) (2n+1) / 3 + 2 f (n+1)^2) / (2n + 1 + 2f); solved for f.
+    """
+    var = float(sigma) ** 2
+    n = int((np.sqrt(1.0 + 12.0 * var) - 1.0) // 2)  # the largest n with n (n+1) / 3 <= var
+    a = n * (n + 1) * (2 * n + 1) / 3.0
+    return n + (var * (2 * n + 1) - a) / (2.0 * (n + 1) ** 2 - 2.0 * var)
 
 
 # --------------------------------------------------------------------------- #

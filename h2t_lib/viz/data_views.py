@@ -296,24 +296,26 @@ def posed_pair_scene(flex=0.0, gap_mm: float = 30.0, seed: int = 0):
     return Scene("interacting", poses, shapes, {h: (0.0, 0.0) for h in sk.HANDS}, "posed")
 
 
-def render_posed_pair(flex=0.0, gap_mm: float = 30.0, seed: int = 0, size: int = 128, return_info: bool = False):
+def render_posed_pair(flex=0.0, gap_mm: float = 30.0, seed: int = 0, size: int = 128, return_info: bool = False,
+                      style: str = "v1"):
     """Render :func:`posed_pair_scene` (the function behind notebook 01's sliders).
 
     The seed also draws the skin tone, light and background (:func:`render.sample_appearance`,
-    :func:`render.random_background`). Returns (image (S, S, 3) float32 in [0, 1], joints_cam
+    :func:`render.random_background`), and for ``style`` "v2" the skin look (:func:`synth.sample_look`;
+    no camera effects, as v1 here has no blur or noise). ValueError for an unknown style. Returns (image (S, S, 3) float32 in [0, 1], joints_cam
     (42, 3) mm); with ``return_info`` a third dict: focal, princpt, joints_img (42, 2), joint_vis
     (42,), layer (S, S) (-1 background, 0 right hand, 1 right forearm, 2 left hand, 3 left
     forearm), occlusion (fraction of the more hidden hand covered by the other hand or its forearm), scene.
     """
     from h2t_lib.data import render as rd
-    from h2t_lib.data.synth import render_scene
+    from h2t_lib.data.synth import render_scene, sample_look
 
     scene = posed_pair_scene(flex, gap_mm, seed)
     rng = np.random.default_rng([int(seed), 1])
     app = rd.sample_appearance(rng)
     background = rd.random_background(rng, size, skin=None)
     focal, princpt = pair_camera(size)
-    out = render_scene(scene, focal, princpt, size, app, background)
+    out = render_scene(scene, focal, princpt, size, app, background, look=sample_look(rng, scene, size, style))
     joints_cam = scene.joints()
     if not return_info:
         return out["image"], joints_cam
@@ -356,9 +358,10 @@ def image_and_3d_figure(image, joints_cam, focal, princpt, valid=None, title: st
     return fig
 
 
-def posed_pair_figure(flex=0.0, gap_mm: float = 30.0, seed: int = 0, size: int = 128, height: int = 360):
-    """:func:`render_posed_pair` drawn by :func:`image_and_3d_figure`, titled with the measured occlusion."""
-    image, joints_cam, info = render_posed_pair(flex, gap_mm, seed, size, return_info=True)
+def posed_pair_figure(flex=0.0, gap_mm: float = 30.0, seed: int = 0, size: int = 128, height: int = 360,
+                      style: str = "v1"):
+    """:func:`render_posed_pair` (in ``style``) drawn by :func:`image_and_3d_figure`, titled with the measured occlusion."""
+    image, joints_cam, info = render_posed_pair(flex, gap_mm, seed, size, return_info=True, style=style)
     hidden = int((info["joint_vis"] == 0).sum())
     title = f"gap {gap_mm:g} mm: occlusion {info['occlusion']:.2f}, {hidden} of 42 joints hidden"
     return image_and_3d_figure(image, joints_cam, info["focal"], info["princpt"], title=title, height=height)
@@ -371,19 +374,18 @@ def render_steps(sample: dict) -> dict:
     """Re-render a :func:`h2t_lib.data.synth.render_sample` result stage by stage.
 
     Returns primitives (:class:`render.Primitives`), raster (:class:`render.Raster`: per-layer and
-    composite depth, visible primitive, normals), shaded ((S, S, 3) float32: Lambert + ambient +
-    specular over the background, before the sample's shadow, blur and noise), final (the
-    sample's uint8 image), focal, princpt.
+    composite depth, visible primitive, normals), shaded ((S, S, 3) float32 over the background,
+    before the sample's shadow, blur and noise or camera effects), final (the sample's uint8
+    image), focal, princpt. The sample's style decides how (``sample["look"]``, absent or None
+    for "v1": hard capsules, :func:`render.shade`; a :class:`render.SkinLook` for "v2": the smooth
+    skin of :func:`render.rasterize_blended`, :func:`render.shade_skin`), as in :func:`synth.render_scene`.
     """
-    from h2t_lib.data import render as rd
+    from h2t_lib.data.synth import render_scene
 
-    scene, focal, princpt = sample["scene"], sample["focal"], sample["princpt"]
-    size = sample["image"].shape[0]
-    joints, dorsal = scene.kinematics()
-    prims = scene.primitives(joints, dorsal)
-    raster = rd.rasterize(prims, focal, princpt, size)
-    shaded = rd.shade(raster, prims, sample["appearance"], sample["background"], focal, princpt)
-    return {"primitives": prims, "raster": raster, "shaded": shaded, "final": sample["image"],
+    focal, princpt = sample["focal"], sample["princpt"]
+    out = render_scene(sample["scene"], focal, princpt, sample["image"].shape[0], sample["appearance"],
+                       sample["background"], look=sample.get("look"))
+    return {"primitives": out["primitives"], "raster": out["raster"], "shaded": out["image"], "final": sample["image"],
             "focal": np.asarray(focal, float), "princpt": np.asarray(princpt, float)}
 
 
@@ -417,7 +419,7 @@ def _draw_primitives(ax, prims, focal, princpt, size):
 
 def render_steps_figure(sample: dict, dpi: int = 80):
     """Six panels of :func:`render_steps`: primitives, layer map (which hand / forearm each pixel
-    shows), composite depth (mm), normals (as RGB), shaded, final (shadow, blur, noise). Matplotlib."""
+    shows), composite depth (mm), normals (as RGB), shaded, final (shadow, blur and noise or camera effects). Matplotlib."""
     steps = render_steps(sample)
     ras, size = steps["raster"], sample["image"].shape[0]
     fig = _figure((7.8, 5.4), dpi)
@@ -440,7 +442,8 @@ def render_steps_figure(sample: dict, dpi: int = 80):
     axes[4].imshow(np.clip(steps["shaded"], 0, 1))
     axes[4].set_title("5. shaded over background", fontsize=8)
     axes[5].imshow(steps["final"])
-    axes[5].set_title("6. + shadow, blur, noise", fontsize=8)
+    axes[5].set_title("6. + shadow, blur, noise" if sample.get("look") is None else "6. + shadow, camera effects",
+                      fontsize=8)
     for ax in axes:
         ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout(pad=0.4)
