@@ -404,8 +404,8 @@ def test_benchmark_reports_the_worker_pool_rate():
 #: sha256 over image, joint_vis and occlusion of samples (5, "test", 0..5) at 64 and 128 px, taken
 #: before style v2 was added: the default look is the one the shipped model was trained on
 DEFAULT_LOOK_SHA256 = "e6a8a6ec8ed256cdee0af599b144cb0e3eaadf79bd959995f235339b2f54c7b7"
-#: :func:`_float_platform` of the machine the hash was taken on
-FLOAT_PLATFORM = "d6217f41823f9201"
+#: :func:`_float_platform` of the machines where the hash was taken or reproduced (2026-12-01, two CPUs)
+FLOAT_PLATFORMS = {"d6217f41823f9201", "6a6588c5676919de"}
 
 
 def _float_platform():
@@ -434,9 +434,9 @@ def _look_digest(**kw):
 def test_the_default_look_is_unchanged():
     digest = _look_digest()
     assert _look_digest(style="v1") == digest
-    if _float_platform() != FLOAT_PLATFORM:
-        pytest.skip("this machine's float32 arithmetic differs in the last bit from the one the pixel hash "
-                    "was taken on; the hash is checked there")
+    if digest != DEFAULT_LOOK_SHA256 and _float_platform() not in FLOAT_PLATFORMS:
+        pytest.skip(f"this machine's float32 arithmetic ({_float_platform()}) differs in the last bit from the "
+                    "ones the pixel hash holds on; the hash is checked there")
     assert digest == DEFAULT_LOOK_SHA256
 
 
