@@ -109,9 +109,9 @@ def mpjpe_change(before: dict, after: dict, steps: int, num_train: int) -> str:
     if diff < -2 * se:
         return head + "the fine-tuning improved the final stage."
     why = (f"{steps} steps of a small learning rate on {num_train} images of the same renderer are little next to "
-           "the shipped model's own training (144k image presentations in four legs, docs/results.md); the demo shows "
-           "the loop running, "
-           "a longer run (python -m h2t_lib train --init ... --epochs N) is what moves the numbers.")
+           "the shipped model's own training (144k image presentations in four legs, docs/results.md); "
+           "the demo shows the loop running, a longer run (python -m h2t_lib train --init ... --epochs N) is what moves "
+           "the numbers.")
     if diff > 2 * se:
         return head + "worse after fine-tuning: " + why
     return head + "no change beyond the noise: " + why
