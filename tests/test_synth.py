@@ -563,8 +563,9 @@ def test_span_fragments_hold_every_pixel_near_the_shape_and_fewer_than_the_box()
     for K in (2, 3):
         us, vs = rng.uniform(-5, 45, size=(K, 30)), rng.uniform(-5, 45, size=(K, 30))
         pad = rng.uniform(0.5, 6.0, size=(K, 30)) if K == 2 else np.repeat(rng.uniform(0.5, 6.0, size=(1, 30)), 3, 0)
-        sid, cols, rows = rd._span_fragments(us, vs, pad, W, H)
+        sid, cols, rows, count = rd._span_fragments(us, vs, pad, W, H)
         assert sid.size < rd._fragments(*rd._boxes(us, vs, pad, W, H))[0].size
+        assert (np.diff(sid) >= 0).all() and (count == np.bincount(sid, minlength=30)).all()  # grouped by shape
         for i in range(30):
             got = np.zeros((H, W), bool)
             got[rows[sid == i], cols[sid == i]] = True

@@ -628,16 +628,23 @@ def camera_effects(image, rng: np.random.Generator) -> np.ndarray:
     gain, gamma = rng.uniform(0.92, 1.08, size=3), rng.uniform(0.85, 1.15)
     levels = np.arange(256) / 255.0
     lut = np.concatenate([np.clip(levels * g, 0.0, 1.0) ** gamma for g in gain]) * 255 + 0.5  # (768,) per channel
-    pil = Image.fromarray((np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)).point(lut.astype(np.uint8).tolist())
+    levels8 = np.clip(image, 0.0, 1.0)  # (S, S, 3) float32 -> 8 bits, in place on the copy
+    levels8 *= 255
+    levels8 += 0.5
+    pil = Image.fromarray(levels8.astype(np.uint8)).point(lut.astype(np.uint8).tolist())
     pil = pil.filter(ImageFilter.BoxBlur(box_radius(rng.uniform(0.5, 1.5) * size / 256)))
     sigma = f32(rng.uniform(1.0, 4.0))
     half = (size + 1) // 2
-    colour = (rng.standard_normal((half, half, 3), dtype=f32) / f32(3)).repeat(2, 0).repeat(2, 1)[:size, :size]
-    noise = rng.standard_normal((size, size, 1), dtype=f32) + colour
+    colour = rng.standard_normal((half, half, 3), dtype=f32) / f32(3)  # one value per 2 x 2 block
+    grey = rng.standard_normal((size, size, 1), dtype=f32)
+    if size % 2 == 0:  # grey + each block's colour, without building the enlarged colour image first
+        noise = (grey.reshape(half, 2, half, 2, 1) + colour[:, None, :, None]).reshape(size, size, 3)
+    else:
+        noise = grey + colour.repeat(2, 0).repeat(2, 1)[:size, :size]
     noise *= sigma
-    out = np.asarray(pil, f32) + noise
-    out += f32(0.5)
-    out = np.clip(out, 0, 255, out=out).astype(np.uint8)
+    noise += np.asarray(pil, f32)
+    noise += f32(0.5)
+    out = np.clip(noise, 0, 255, out=noise).astype(np.uint8)
     if rng.uniform() < 0.5:
         buf = io.BytesIO()
         Image.fromarray(out).save(buf, format="JPEG", quality=int(rng.integers(55, 91)))
