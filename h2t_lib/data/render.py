@@ -494,8 +494,9 @@ def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
     Like the hard rasteriser, but every pixel within ``blend`` mm of a capsule (on screen)
     becomes a fragment, hit or not (not for the forearm: it is alone in its layer), one per pixel
     and capsule (the capsules are not cut into pieces: :func:`_span_fragments` follows them row by row).
-    Returns (prim id, pixel, depth lam, hit, sphere centre (3, F), radius, t), depth being the
-    ray's hit of the sweep sphere, or its closest approach to the sphere centre when it misses.
+    Returns (prim id, pixel, ray direction vx, vy (the ray is X = lam (vx, vy, 1)), depth lam, hit,
+    sphere centre (3, F), radius, t), all (F,) float32 but the first two, depth being the ray's hit
+    of the sweep sphere, or its closest approach to the sphere centre when it misses.
     """
     f32 = np.float32
     fmax = max(fx, fy)
@@ -533,7 +534,7 @@ def _blend_capsule_fragments(prims, cap, fx, fy, cx, cy, W, H, blend):
     vv = vx * vx + vy * vy + 1.0
     disc = vc * vc - vv * (Cx * Cx + Cy * Cy + Cz * Cz - r * r)
     lam = (vc - np.sqrt(np.maximum(disc, 0.0))) / vv  # a miss: the closest approach to the centre
-    return cap[pid], pix, lam, disc > 0, np.stack([Cx, Cy, Cz]), r, t3
+    return cap[pid], pix, vx, vy, lam, disc > 0, np.stack([Cx, Cy, Cz]), r, t3
 
 
 def _blend_slab_fragments(prims, slab, fx, fy, cx, cy, W, H):
@@ -544,7 +545,9 @@ def _blend_slab_fragments(prims, slab, fx, fy, cx, cy, W, H):
     f32 = np.float32
     tid, px, py, lam, n, P0 = _slab_hits(prims, slab, fx, fy, cx, cy, W, H, spans=True)
     C = (P0 - _PLANE_RADIUS * n)[tid].astype(f32).T
-    return (slab[tid], py * W + px, lam, np.ones(tid.size, bool), C, np.full(tid.size, _PLANE_RADIUS, f32),
+    vx = (px.astype(f32) - f32(cx)) / f32(fx)
+    vy = (py.astype(f32) - f32(cy)) / f32(fy)
+    return (slab[tid], py * W + px, vx, vy, lam, np.ones(tid.size, bool), C, np.full(tid.size, _PLANE_RADIUS, f32),
             np.full(tid.size, 0.5, f32))
 
 
@@ -589,7 +592,7 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
         inf = np.full((num_layers, H, W), np.inf, f32)
         return Raster(inf, inf[0].copy(), np.full((H, W), -1, np.int64), np.full((H, W), -1, np.int8),
                       np.zeros((H, W, 3), f32), np.zeros((H, W), f32))
-    pid, pix, lam, hit, C, r, tt = (np.concatenate(q, axis=-1) for q in zip(*parts))
+    pid, pix, vx, vy, lam, hit, C, r, tt = (np.concatenate(q, axis=-1) for q in zip(*parts))
     pix = pix.astype(np.int64)
     key = prims.layer[pid].astype(np.int64) * HW + pix
     # the (layer, pixel) keys that have fragments, numbered 0..U-1 (u per fragment); below, per-key arrays are (U,)
@@ -605,10 +608,9 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
     np.minimum.at(first, u, lam.astype(f32) + np.where(hit, f32(0), big))
     hard = first < big
     lam0 = np.where(hard, first, first - big)
-    vx = ((pix % W).astype(f32) - f32(cx)) / f32(fx)
-    vy = ((pix // W).astype(f32) - f32(cy)) / f32(fy)
     l0 = lam0[u]
-    D = np.stack([vx * l0, vy * l0, l0]) - C  # (3, F): X0 - C_i
+    D = np.stack([vx * l0, vy * l0, l0])
+    D -= C  # (3, F): X0 - C_i
     dist = np.sqrt(D[0] * D[0] + D[1] * D[1] + D[2] * D[2])
     d = dist - r
     m = np.full(U, np.inf, f32)
@@ -616,11 +618,12 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
     mu = m[u]
     is_min = d <= mu
     h = np.clip(1.0 - (d - mu) / k, 0.0, 1.0)
-    palm = prims.part[pid] == PALM  # the palm's slabs and rims: only the nearest of them counts
-    if palm.any():
+    palm = np.flatnonzero(prims.part[pid] == PALM)  # the palm's slabs and rims: only the nearest of them counts
+    if palm.size:
         pm = np.full(U, np.inf, f32)
-        np.minimum.at(pm, u[palm], d[palm])
-        h[palm & (d > pm[u])] = 0.0
+        up, dp = u[palm], d[palm]
+        np.minimum.at(pm, up, dp)
+        h[palm[dp > pm[up]]] = 0.0
     h[is_min] = 0.0
     F = m - k / 4 * np.bincount(u, h * h, U).astype(f32)
     kk = np.flatnonzero(hard | (F < 0))  # the covered keys (of the U); below, per covered key
@@ -632,7 +635,7 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
     Hs = np.bincount(ci, h, kk.size)
     w = np.where(is_min, 1.0 - 0.5 * Hs[ci], 0.5 * h)  # grad F = (1 - H/2) n_min + 1/2 sum h_i n_i
     w /= np.maximum(dist[use], f32(1e-6))  # n_i = D_i / |D_i|
-    D = D[:, use]
+    D = np.take(D, use, axis=1)
     grad = np.stack([np.bincount(ci, w * D[c], kk.size) for c in range(3)], axis=1).astype(f32)
     grad /= np.maximum(np.sqrt(_dot(grad, grad)), f32(1e-6))[:, None]
     # one Newton step along the ray X = lam (vx, vy, 1)
@@ -649,10 +652,11 @@ def rasterize_blended(prims: Primitives, focal, princpt, size: int, blend: float
     seen = np.flatnonzero(np.isfinite(depth))
     wc = comp[slot[win[seen] * HW + seen]]
     prim_c, t_c = np.full(kk.size, -1, np.int64), np.zeros(kk.size, f32)
-    prim_c[ci[is_min]], t_c[ci[is_min]] = pid[is_min], tt[is_min]
+    nearest = np.flatnonzero(is_min)
+    prim_c[ci[nearest]], t_c[ci[nearest]] = pid[nearest], tt[nearest]
     prim_img, layer_img = np.full(HW, -1, np.int64), np.full(HW, -1, np.int8)
     normal_img, t_img = np.zeros((HW, 3), f32), np.zeros(HW, f32)
-    prim_img[seen], layer_img[seen], normal_img[seen], t_img[seen] = prim_c[wc], win[seen], grad[wc], t_c[wc]
+    prim_img[seen], layer_img[seen], normal_img[seen], t_img[seen] = prim_c[wc], win[seen], np.take(grad, wc, 0), t_c[wc]
     return Raster(layers.reshape(num_layers, H, W), depth.reshape(H, W), prim_img.reshape(H, W),
                   layer_img.reshape(H, W), normal_img.reshape(H, W, 3), t_img.reshape(H, W))
 

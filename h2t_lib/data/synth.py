@@ -635,12 +635,8 @@ def camera_effects(image, rng: np.random.Generator) -> np.ndarray:
     pil = pil.filter(ImageFilter.BoxBlur(box_radius(rng.uniform(0.5, 1.5) * size / 256)))
     sigma = f32(rng.uniform(1.0, 4.0))
     half = (size + 1) // 2
-    colour = rng.standard_normal((half, half, 3), dtype=f32) / f32(3)  # one value per 2 x 2 block
-    grey = rng.standard_normal((size, size, 1), dtype=f32)
-    if size % 2 == 0:  # grey + each block's colour, without building the enlarged colour image first
-        noise = (grey.reshape(half, 2, half, 2, 1) + colour[:, None, :, None]).reshape(size, size, 3)
-    else:
-        noise = grey + colour.repeat(2, 0).repeat(2, 1)[:size, :size]
+    noise = (rng.standard_normal((half, half, 3), dtype=f32) / f32(3)).repeat(2, 0).repeat(2, 1)[:size, :size]
+    noise += rng.standard_normal((size, size, 1), dtype=f32)  # colour in 2 x 2 blocks + grey; in place from here
     noise *= sigma
     noise += np.asarray(pil, f32)
     noise += f32(0.5)
