@@ -511,9 +511,19 @@ def test_v2_primitives_add_palm_volumes_to_the_same_skeleton(rng):
     v2 = rd.hand_primitives(joints, shape.radii, dorsal, "right", style="v2")
     n1 = len(v1) - 1  # the forearm comes last in both
     assert len(v2) == len(v1) + 7
-    for name in ("kind", "a", "b", "c", "ra", "rb"):
+    for name in ("kind", "a", "b", "c"):
         assert np.array_equal(getattr(v1, name)[:n1], getattr(v2, name)[:n1])
         assert np.array_equal(getattr(v1, name)[-1], getattr(v2, name)[-1])
+    # the same fingers; the palm (slabs, rims) and the forearm V2_THICKNESS times as thick
+    k = np.array([kk for _, _, _, kk in rd._BONES])
+    for name in ("ra", "rb"):
+        r1, r2 = getattr(v1, name), getattr(v2, name)
+        assert np.array_equal(r1[:20][k > 0], r2[:20][k > 0])
+        ratio = r2[:n1] / r1[:n1]
+        assert np.all((ratio > 1 - 1e-12) & (ratio < rd.V2_THICKNESS + 1e-12))
+        assert np.allclose(r2[:n1][v2.part[:n1] == rd.PALM], rd.V2_THICKNESS * r1[:n1][v2.part[:n1] == rd.PALM])
+        assert np.isclose(r2[-1], rd.V2_THICKNESS * r1[-1])
+    assert np.isclose(rd.palm_radius(shape.radii, "v2"), rd.V2_THICKNESS * rd.palm_radius(shape.radii))
     assert (v2.part == rd.PALM).sum() == 6 and (v2.part == rd.PHALANX).sum() == 10 and rd.PALM not in v1.part
     # the new volumes sit on the palm side (hypothenar, pad, thenar) and the back (knuckles)
     x, y, z = hm.hand_axes(joints, "right")

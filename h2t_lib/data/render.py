@@ -113,14 +113,15 @@ def hand_primitives(joints21, radii, dorsal21=None, side: str = "right", forearm
     one stops short of the tip so that the tip joint lies on the skin). Palm: two slabs (wrist
     corners, index and pinky knuckles) with capsule rims, a thenar pad and the thumb web.
     The forearm (last primitive) is :func:`forearm_primitive`. ``style="v2"`` marks the slabs and
-    rims as one piece (part :data:`PALM`) and adds the soft volumes of :func:`palm_volumes`.
+    rims as one piece (part :data:`PALM`), adds the soft volumes of :func:`palm_volumes` and makes the
+    palm and the forearm :data:`V2_THICKNESS` times as thick.
     """
     j = np.asarray(joints21, dtype=float)
     radii = np.asarray(radii, dtype=float)
     x, y, z = hm.hand_axes(j, side)
     if dorsal21 is None:
         dorsal21 = _estimate_dorsal(j, x, z)
-    r_palm = palm_radius(radii)
+    r_palm = palm_radius(radii, style)
     # --- fingers: 20 capsules at once ---
     pa, ch, f, k = _BONES.T
     a, b = j[pa], j[ch]
@@ -167,7 +168,7 @@ def hand_primitives(joints21, radii, dorsal21=None, side: str = "right", forearm
                        np.concatenate(RA), np.concatenate(RB), np.full(n, sk.HANDS.index(side)),
                        np.concatenate(part), np.concatenate(dors))
     if forearm:
-        prims = Primitives.concat([prims, forearm_primitive(j, radii, side, wrist_bend)])
+        prims = Primitives.concat([prims, forearm_primitive(j, radii, side, wrist_bend, style)])
     return prims
 
 
@@ -200,13 +201,21 @@ def palm_volumes(j, radii, x, z, r_palm) -> list:
     return [(kd, a, b, b if c is None else c, ra, rb) for kd, a, b, c, ra, rb in rows]
 
 
-def palm_radius(radii) -> float:
-    """Half thickness of the palm slab (mm), from the finger base radii."""
-    return float(1.1 * np.asarray(radii)[1:, 1].mean())
+#: style "v2": palm and forearm thickness relative to style "v1". v1's palm is 22 mm thick and its
+#: wrist 42 mm across for an average hand, thinner than real ones (about 25-33 mm at the knuckles,
+#: 50-60 mm at the wrist); MediaPipe finds more of the thicker hands (docs/realism.md, round 5).
+V2_THICKNESS = 1.3
 
 
-def forearm_primitive(joints21, radii, side: str = "right", wrist_bend=(0.0, 0.0)) -> Primitives:
-    """The forearm: a capsule from just behind the wrist, about two palm lengths long.
+def palm_radius(radii, style: str = "v1") -> float:
+    """Half thickness of the palm slab (mm), from the finger base radii (times :data:`V2_THICKNESS` in style "v2")."""
+    r = float(1.1 * np.asarray(radii)[1:, 1].mean())
+    return r * V2_THICKNESS if style == "v2" else r
+
+
+def forearm_primitive(joints21, radii, side: str = "right", wrist_bend=(0.0, 0.0), style: str = "v1") -> Primitives:
+    """The forearm: a capsule from just behind the wrist, about two palm lengths long, its radius
+    1.9 x :func:`palm_radius` (so thicker in style "v2").
 
     It leaves the wrist opposite the fingers, turned by ``wrist_bend = (flexion, deviation)``
     degrees (+flexion towards the back of the hand, +deviation towards the little finger);
@@ -219,7 +228,7 @@ def forearm_primitive(joints21, radii, side: str = "right", wrist_bend=(0.0, 0.0
     d = -np.cos(tb) * np.cos(tv) * y + np.sin(tb) * z + np.cos(tb) * np.sin(tv) * x
     w = j[sk.WRIST]
     palm_len = np.linalg.norm(j[sk.FINGER_CHAINS["middle"][1]] - w)
-    r0 = 1.9 * palm_radius(radii)
+    r0 = 1.9 * palm_radius(radii, style)
     a, b = w + d * (0.3 * palm_len), w + d * (2.2 * palm_len)
     return Primitives(np.array([CAPSULE]), a[None], b[None], b[None], np.array([r0]), np.array([1.2 * r0]),
                       np.array([sk.HANDS.index(side)]), np.array([FOREARM]), z[None])
@@ -857,7 +866,9 @@ def _box_sum(a, r):
 def crevice_occlusion(raster: Raster, radius: int, depth_scale: float) -> np.ndarray:
     """Screen-space ambient occlusion (H, W) in [0, 1]: how far a hand pixel lies behind the mean
     depth of the hand pixels around it (``radius`` px), over ``depth_scale`` mm. Crevices between
-    fingers and under the thumb are behind their surroundings."""
+    fingers and under the thumb are behind their surroundings. The mean depth is a soft, slowly
+    varying term: it is taken over every other pixel and row (radius halved) and repeated back up,
+    a quarter of the work."""
     f32 = np.float32
     hand = raster.layer >= 0
     occ = np.zeros(hand.shape, f32)
@@ -866,8 +877,9 @@ def crevice_occlusion(raster: Raster, radius: int, depth_scale: float) -> np.nda
         return occ
     box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)  # the hands' bounding box: zeros outside
     hand, depth = hand[box], raster.depth[box]
-    z_sum, n = _box_sum(np.stack([np.where(hand, depth, 0.0), hand]).astype(f32), radius)
-    zm = z_sum / np.maximum(n, f32(1e-3))
+    h2, d2 = hand[::2, ::2], depth[::2, ::2]
+    z_sum, n = _box_sum(np.stack([np.where(h2, d2, 0.0), h2]).astype(f32), max(1, round(radius / 2)))
+    zm = (z_sum / np.maximum(n, f32(1e-3))).repeat(2, 0).repeat(2, 1)[:hand.shape[0], :hand.shape[1]]
     occ[box] = np.where(hand, np.clip((depth - zm) / f32(depth_scale), 0.0, 1.0), 0.0)
     return occ
 
