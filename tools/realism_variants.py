@@ -22,6 +22,7 @@ random draws (marked). Variants (k a number):
     bggray            a uniform grey background (a diagnostic)
     bgnopat           backgrounds without stripes and checker boards (noise and blobs instead)
     ss2               2 x 2 supersampling of the hand render (a diagnostic of anti-aliasing)
+    volK              the soft palm volumes (thenar, hypothenar, pads, knuckles) K x as thick
     webK              skin webs between the proximal phalanges, K along them from the knuckles
     spreadK           knuckles (MCPs) K x as far from the middle finger's      [skeleton changes]
     lenK, thumblenK   finger / thumb bone lengths x K                          [skeleton changes]
@@ -144,6 +145,9 @@ def apply(variant: str) -> None:
                 rows.append((rd.CAPSULE, p, q, q, 0.6 * radii[f, 1], 0.6 * radii[f + 1, 1]))
             return rows
         rd.palm_volumes = volumes
+    elif name == "vol":
+        f_v = rd.palm_volumes
+        rd.palm_volumes = lambda *a: [(kd, p, q, c, k * ra, k * rb) for kd, p, q, c, ra, rb in f_v(*a)]
     elif name == "spread":
         b = hm.TEMPLATE_BASES
         b[1:, 0] = b[2, 0] + (b[1:, 0] - b[2, 0]) * k
