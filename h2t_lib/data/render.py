@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -87,7 +88,7 @@ class Primitives:
     @staticmethod
     def concat(items) -> "Primitives":
         items = list(items)
-        return Primitives(*(np.concatenate([getattr(p, f.name) for p in items]) for f in fields(Primitives)))
+        return Primitives(*(np.concatenate([getattr(p, name) for p in items]) for name in _PRIM_FIELDS))
 
     def translated(self, offset) -> "Primitives":
         o = np.asarray(offset, dtype=float)
@@ -95,7 +96,11 @@ class Primitives:
                           self.dorsal)
 
     def select(self, mask) -> "Primitives":
-        return Primitives(*(getattr(self, f.name)[mask] for f in fields(Primitives)))
+        return Primitives(*(getattr(self, name)[mask] for name in _PRIM_FIELDS))
+
+
+#: the field names of :class:`Primitives` in order (``dataclasses.fields`` is slow to call per use)
+_PRIM_FIELDS = tuple(f.name for f in fields(Primitives))
 
 
 #: the 20 finger bones as (parent joint, child joint, finger, segment k) with k = 0 for the bone leaving the wrist
@@ -162,13 +167,13 @@ def hand_primitives(joints21, radii, dorsal21=None, side: str = "right", forearm
     RA.append(np.array([r[4] for r in rows]))
     RB.append(np.array([r[5] for r in rows]))
     part.append(palm_part)
-    dors.append(np.tile(z, (len(rows), 1)))
+    dors.append(np.repeat(z[None], len(rows), axis=0))
     n = 20 + len(rows)
     prims = Primitives(np.concatenate(kind), np.concatenate(A), np.concatenate(B), np.concatenate(C),
                        np.concatenate(RA), np.concatenate(RB), np.full(n, sk.HANDS.index(side)),
                        np.concatenate(part), np.concatenate(dors))
     if forearm:
-        prims = Primitives.concat([prims, forearm_primitive(j, radii, side, wrist_bend, style)])
+        prims = Primitives.concat([prims, forearm_primitive(j, radii, side, wrist_bend, style, axes=(x, y, z))])
     return prims
 
 
@@ -213,17 +218,19 @@ def palm_radius(radii, style: str = "v1") -> float:
     return r * V2_THICKNESS if style == "v2" else r
 
 
-def forearm_primitive(joints21, radii, side: str = "right", wrist_bend=(0.0, 0.0), style: str = "v1") -> Primitives:
+def forearm_primitive(joints21, radii, side: str = "right", wrist_bend=(0.0, 0.0), style: str = "v1",
+                      axes=None) -> Primitives:
     """The forearm: a capsule from just behind the wrist, about two palm lengths long, its radius
     1.9 x :func:`palm_radius` (so thicker in style "v2").
 
     It leaves the wrist opposite the fingers, turned by ``wrist_bend = (flexion, deviation)``
     degrees (+flexion towards the back of the hand, +deviation towards the little finger);
-    a single number is the flexion.
+    a single number is the flexion. axes: the hand's ``hand_axes(joints21, side)`` when the caller
+    already has them (they are computed otherwise).
     """
     j = np.asarray(joints21, dtype=float)
     bend, dev = (float(wrist_bend), 0.0) if np.isscalar(wrist_bend) else (float(v) for v in wrist_bend)
-    x, y, z = hm.hand_axes(j, side)
+    x, y, z = hm.hand_axes(j, side) if axes is None else axes
     tb, tv = np.deg2rad(bend), np.deg2rad(dev)
     d = -np.cos(tb) * np.cos(tv) * y + np.sin(tb) * z + np.cos(tb) * np.sin(tv) * x
     w = j[sk.WRIST]
@@ -940,6 +947,14 @@ def _value_noise(rng, size, cells):
     return np.asarray(Image.fromarray(small).resize((size, size), Image.BICUBIC), dtype=np.float32) / 255.0
 
 
+@lru_cache(maxsize=8)
+def _unit_grid(S: int):
+    """(yy, xx): (S, S) float32 pixel rows / columns divided by S (in [0, 1)); read-only, made once per size."""
+    yy, xx = np.mgrid[0:S, 0:S].astype(np.float32) / S
+    yy.flags.writeable = xx.flags.writeable = False
+    return yy, xx
+
+
 def random_background(rng: np.random.Generator, size: int, skin=None) -> np.ndarray:
     """A random textured background (size, size, 3) float32 in [0, 1].
 
@@ -949,7 +964,7 @@ def random_background(rng: np.random.Generator, size: int, skin=None) -> np.ndar
     128 px) and upsampled: backgrounds are out of focus anyway, and it keeps rendering fast.
     """
     S = int(min(max(size // 2, 32), 128, size))
-    yy, xx = np.mgrid[0:S, 0:S].astype(np.float32) / S
+    yy, xx = _unit_grid(S)
     ang = rng.uniform(0, 2 * np.pi)
     g = np.float32(np.cos(ang)) * xx + np.float32(np.sin(ang)) * yy
     g = (g - g.min()) / max(float(np.ptp(g)), 1e-6)
