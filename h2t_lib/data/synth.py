@@ -467,7 +467,10 @@ def joint_visibility(joints_cam, cover, depth, focal, princpt, tol: float = VIS_
 
 
 def _bbox(mask, uv, size):
-    ys, xs = np.nonzero(mask)
+    """[x, y, w, h] around the pixels of ``mask`` (S, S) bool (each pixel a unit square) and the
+    points ``uv`` (N, 2) px that lie in the image; the whole image when there are none."""
+    cols, rows = np.flatnonzero(mask.any(axis=0)), np.flatnonzero(mask.any(axis=1))
+    xs, ys = cols[[0, -1]] if cols.size else cols, rows[[0, -1]] if rows.size else rows  # the extreme pixels
     inside = (uv[:, 0] >= 0) & (uv[:, 0] < size) & (uv[:, 1] >= 0) & (uv[:, 1] < size)
     x = np.concatenate([xs - 0.5, xs + 0.5, uv[inside, 0]])
     y = np.concatenate([ys - 0.5, ys + 0.5, uv[inside, 1]])
