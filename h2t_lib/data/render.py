@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -87,7 +88,7 @@ class Primitives:
     @staticmethod
     def concat(items) -> "Primitives":
         items = list(items)
-        return Primitives(*(np.concatenate([getattr(p, f.name) for p in items]) for f in fields(Primitives)))
+        return Primitives(*(np.concatenate([getattr(p, name) for p in items]) for name in _PRIM_FIELDS))
 
     def translated(self, offset) -> "Primitives":
         o = np.asarray(offset, dtype=float)
@@ -95,7 +96,11 @@ class Primitives:
                           self.dorsal)
 
     def select(self, mask) -> "Primitives":
-        return Primitives(*(getattr(self, f.name)[mask] for f in fields(Primitives)))
+        return Primitives(*(getattr(self, name)[mask] for name in _PRIM_FIELDS))
+
+
+#: the field names of :class:`Primitives` in order (``dataclasses.fields`` is slow to call per use)
+_PRIM_FIELDS = tuple(f.name for f in fields(Primitives))
 
 
 #: the 20 finger bones as (parent joint, child joint, finger, segment k) with k = 0 for the bone leaving the wrist
@@ -162,13 +167,13 @@ def hand_primitives(joints21, radii, dorsal21=None, side: str = "right", forearm
     RA.append(np.array([r[4] for r in rows]))
     RB.append(np.array([r[5] for r in rows]))
     part.append(palm_part)
-    dors.append(np.tile(z, (len(rows), 1)))
+    dors.append(np.repeat(z[None], len(rows), axis=0))
     n = 20 + len(rows)
     prims = Primitives(np.concatenate(kind), np.concatenate(A), np.concatenate(B), np.concatenate(C),
                        np.concatenate(RA), np.concatenate(RB), np.full(n, sk.HANDS.index(side)),
                        np.concatenate(part), np.concatenate(dors))
     if forearm:
-        prims = Primitives.concat([prims, forearm_primitive(j, radii, side, wrist_bend, style)])
+        prims = Primitives.concat([prims, forearm_primitive(j, radii, side, wrist_bend, style, axes=(x, y, z))])
     return prims
 
 
@@ -213,17 +218,19 @@ def palm_radius(radii, style: str = "v1") -> float:
     return r * V2_THICKNESS if style == "v2" else r
 
 
-def forearm_primitive(joints21, radii, side: str = "right", wrist_bend=(0.0, 0.0), style: str = "v1") -> Primitives:
+def forearm_primitive(joints21, radii, side: str = "right", wrist_bend=(0.0, 0.0), style: str = "v1",
+                      axes=None) -> Primitives:
     """The forearm: a capsule from just behind the wrist, about two palm lengths long, its radius
     1.9 x :func:`palm_radius` (so thicker in style "v2").
 
     It leaves the wrist opposite the fingers, turned by ``wrist_bend = (flexion, deviation)``
     degrees (+flexion towards the back of the hand, +deviation towards the little finger);
-    a single number is the flexion.
+    a single number is the flexion. axes: the hand's ``hand_axes(joints21, side)`` when the caller
+    already has them (they are computed otherwise).
     """
     j = np.asarray(joints21, dtype=float)
     bend, dev = (float(wrist_bend), 0.0) if np.isscalar(wrist_bend) else (float(v) for v in wrist_bend)
-    x, y, z = hm.hand_axes(j, side)
+    x, y, z = hm.hand_axes(j, side) if axes is None else axes
     tb, tv = np.deg2rad(bend), np.deg2rad(dev)
     d = -np.cos(tb) * np.cos(tv) * y + np.sin(tb) * z + np.cos(tb) * np.sin(tv) * x
     w = j[sk.WRIST]
@@ -737,6 +744,15 @@ def _dot(u, v):
     return np.einsum("ij,ij->i", u, v)
 
 
+def _normalize_rows(v):
+    """Divide each row of ``v`` (N, 3) by its length, in place; returns v. Column by column: the
+    same numbers as ``v /= length[:, None]``, which numpy runs three values at a time (slower)."""
+    length = np.sqrt(_dot(v, v))
+    for ch in range(3):
+        v[:, ch] /= length
+    return v
+
+
 def _albedo(raster: Raster, prims: Primitives, app: Appearance, idx, cuff: float = 0.0):
     """Per covered pixel ``idx`` (N,): (albedo (N, 3), normal (N, 3), t (N,), hand (N,), part (N,),
     s (N,)): the hand's skin, blended to the palm tone where the normal turns away from the back
@@ -749,7 +765,10 @@ def _albedo(raster: Raster, prims: Primitives, app: Appearance, idx, cuff: float
     hand, part = prims.hand[p], prims.part[p]
     s = _dot(n, prims.dorsal.astype(f32)[p])  # +1 on the back of the hand, -1 on the palm side
     skin, palm, nail = (q.astype(f32) for q in (app.skin, app.palm, app.nail))
-    albedo = skin[hand] + _smoothstep(f32(0.1), f32(-0.45), s)[:, None] * (palm - skin)[hand]
+    w_palm = _smoothstep(f32(0.1), f32(-0.45), s)
+    albedo = np.empty((len(p), 3), f32)  # skin + w_palm (palm - skin), channel by channel (see _normalize_rows)
+    for ch in range(3):
+        albedo[:, ch] = skin[hand, ch] + w_palm * (palm - skin)[hand, ch]
     d = np.flatnonzero(part == DISTAL)
     w_nail = _smoothstep(f32(0.45), f32(0.75), s[d]) * _smoothstep(f32(0.35), f32(0.55), t[d])
     albedo[d] += w_nail[:, None] * (nail[hand[d]] - albedo[d])
@@ -774,8 +793,7 @@ def _view_dirs(idx, W, focal, princpt):
     view[:, 0] = (cx - idx % W) / fx
     view[:, 1] = (cy - idx // W) / fy
     view[:, 2] = -1.0
-    view /= np.sqrt(_dot(view, view))[:, None]
-    return view
+    return _normalize_rows(view)
 
 
 def _specular(n, L, view, strength, shininess) -> np.ndarray:
@@ -784,8 +802,7 @@ def _specular(n, L, view, strength, shininess) -> np.ndarray:
     n, view: (K, 3) unit normals and directions towards the camera; L: (3,) unit direction to the light -> (K,).
     """
     f32 = np.float32
-    h = L + view
-    h /= np.sqrt(_dot(h, h))[:, None]
+    h = _normalize_rows(L + view)
     return f32(strength) * np.maximum(_dot(n, h), 0.0) ** f32(shininess)
 
 
@@ -940,6 +957,25 @@ def _value_noise(rng, size, cells):
     return np.asarray(Image.fromarray(small).resize((size, size), Image.BICUBIC), dtype=np.float32) / 255.0
 
 
+@lru_cache(maxsize=8)
+def _unit_grid(S: int):
+    """(yy, xx): (S, S) float32 pixel rows / columns divided by S (in [0, 1)); read-only, made once per size."""
+    yy, xx = np.mgrid[0:S, 0:S].astype(np.float32) / S
+    yy.flags.writeable = xx.flags.writeable = False
+    return yy, xx
+
+
+def _mix(c0, c1, w):
+    """``c0 + w (c1 - c0)``: (S, S) float32 weights w between two (3,) float32 colours -> (S, S, 3) float32.
+
+    Channel by channel: the same numbers as broadcasting ``w[..., None]`` against the colours, which
+    numpy runs three values at a time (several times slower on a whole image)."""
+    out = np.empty(w.shape + (3,), np.float32)
+    for ch in range(3):
+        out[..., ch] = c0[ch] + w * (c1 - c0)[ch]
+    return out
+
+
 def random_background(rng: np.random.Generator, size: int, skin=None) -> np.ndarray:
     """A random textured background (size, size, 3) float32 in [0, 1].
 
@@ -949,12 +985,12 @@ def random_background(rng: np.random.Generator, size: int, skin=None) -> np.ndar
     128 px) and upsampled: backgrounds are out of focus anyway, and it keeps rendering fast.
     """
     S = int(min(max(size // 2, 32), 128, size))
-    yy, xx = np.mgrid[0:S, 0:S].astype(np.float32) / S
+    yy, xx = _unit_grid(S)
     ang = rng.uniform(0, 2 * np.pi)
     g = np.float32(np.cos(ang)) * xx + np.float32(np.sin(ang)) * yy
     g = (g - g.min()) / max(float(np.ptp(g)), 1e-6)
     c0, c1 = _random_color(rng), _random_color(rng)
-    img = c0 + g[..., None] * (c1 - c0)
+    img = _mix(c0, c1, g)
     for kind in rng.choice(["noise", "stripes", "checker", "blobs"], size=rng.integers(1, 4), replace=False):
         alpha = np.float32(rng.uniform(0.3, 1.0))
         if kind == "noise":
@@ -965,14 +1001,14 @@ def random_background(rng: np.random.Generator, size: int, skin=None) -> np.ndar
             a = rng.uniform(0, np.pi)
             wave = np.sin(np.float32(2 * np.pi / period) * (np.float32(np.cos(a)) * xx + np.float32(np.sin(a)) * yy)
                           + np.float32(rng.uniform(0, 6.3)))
-            m = _smoothstep(np.float32(-0.15), np.float32(0.15), wave * np.float32(rng.uniform(0.3, 3.0)))[..., None]
+            m = _smoothstep(np.float32(-0.15), np.float32(0.15), wave * np.float32(rng.uniform(0.3, 3.0)))
             c0, c1 = _random_color(rng), _random_color(rng)
-            layer = c0 + m * (c1 - c0)
+            layer = _mix(c0, c1, m)
         elif kind == "checker":
             cell = rng.uniform(0.05, 0.2)
-            m = ((np.floor(xx / cell) + np.floor(yy / cell)) % 2)[..., None]
+            m = (np.floor(xx / cell) + np.floor(yy / cell)) % 2
             c0, c1 = _random_color(rng), _random_color(rng)
-            layer = c0 + m * (c1 - c0)
+            layer = _mix(c0, c1, m)
         else:  # blobs
             canvas = Image.fromarray((img * 255).astype(np.uint8))
             draw = ImageDraw.Draw(canvas)

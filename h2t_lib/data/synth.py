@@ -225,10 +225,11 @@ def contact_shift(prims_a: rd.Primitives, prims_b: rd.Primitives, direction, gap
     return float(s[pos].max())
 
 
-def overlaps(prims_a: rd.Primitives, prims_b, gap: float = 0.0) -> bool:
+def overlaps(prims_a, prims_b, gap: float = 0.0) -> bool:
     """Whether two sets of primitives intersect (their sphere approximations come closer than ``gap``).
-    ``prims_b`` may also be given as its spheres ``(centres, radii)``."""
-    ca, ra, _ = _spheres(prims_a)
+    Either set may also be given as its spheres ``(centres (K, 3), radii (K,))`` from :func:`_spheres`
+    (their order does not matter)."""
+    ca, ra = prims_a if isinstance(prims_a, tuple) else _spheres(prims_a)[:2]
     cb, rb = prims_b if isinstance(prims_b, tuple) else _spheres(prims_b)[:2]
     d2 = ((cb[None, :, :] - ca[:, None, :]) ** 2).sum(-1)
     return bool(np.any(d2 < (ra[:, None] + rb[None, :] + gap) ** 2))
@@ -265,8 +266,8 @@ def _fit_to_view(pts, rmax, rng, focal, princpt, size, fill, margin=0.04):
         p = pts + shift
         uv = camlib.cam_to_pixel(p, focal, princpt)
         pad = rmax * f / max(p[:, 2].min(), 50.0)
-        extent = max(np.ptp(uv[:, 0]), np.ptp(uv[:, 1])) + 2 * pad
-        z = float(np.clip((shift[2] + c[2]) * extent / (fill * size), 250.0, 3000.0))
+        extent = (uv.max(0) - uv.min(0)).max() + 2 * pad  # the larger side of the points' box, px
+        z = float(min(max((shift[2] + c[2]) * extent / (fill * size), 250.0), 3000.0))  # clipped to 250-3000 mm
         shift[2] = z - c[2]
     p = pts + shift
     uv = camlib.cam_to_pixel(p, focal, princpt)
@@ -428,16 +429,19 @@ def sample_scene(rng, hand_type: str, focal, princpt, size: int, occlusion: str 
     _, shift, off, occ = best
     poses[a].wrist = shift
     poses[b].wrist = off + shift
-    # forearms: turn one that runs through the other hand or arm (when some turn avoids it)
-    prims = {a: prims_a.translated(shift), b: prims_b.translated(off + shift)}
+    # forearms: turn one that runs through the other hand or arm (when some turn avoids it);
+    # each hand's and forearm's spheres are computed once, the hand axes once per hand
     joints = {a: ja + shift, b: jb + off + shift}
-    arms = {h: rd.forearm_primitive(joints[h], shapes[h].radii, h, bend[h]) for h in (a, b)}
+    hands = {a: _spheres(prims_a.translated(shift))[:2], b: _spheres(prims_b.translated(off + shift))[:2]}
+    axes = {h: hm.hand_axes(joints[h], h) for h in (a, b)}
+    arms = {h: _spheres(rd.forearm_primitive(joints[h], shapes[h].radii, h, bend[h], axes=axes[h]))[:2]
+            for h in (a, b)}  # (centres, radii) of each forearm
     for h, o in ((a, b), (b, a)):
-        others = _spheres(rd.Primitives.concat([prims[o], arms[o]]))[:2]
+        others = (np.concatenate([hands[o][0], arms[o][0]]), np.concatenate([hands[o][1], arms[o][1]]))
         if not overlaps(arms[h], others):
             continue
         for cand in _ARM_TURNS:
-            arm = rd.forearm_primitive(joints[h], shapes[h].radii, h, cand)
+            arm = _spheres(rd.forearm_primitive(joints[h], shapes[h].radii, h, cand, axes=axes[h]))[:2]
             if not overlaps(arm, others):
                 bend[h], arms[h] = cand, arm
                 break
@@ -463,7 +467,10 @@ def joint_visibility(joints_cam, cover, depth, focal, princpt, tol: float = VIS_
 
 
 def _bbox(mask, uv, size):
-    ys, xs = np.nonzero(mask)
+    """[x, y, w, h] around the pixels of ``mask`` (S, S) bool (each pixel a unit square) and the
+    points ``uv`` (N, 2) px that lie in the image; the whole image when there are none."""
+    cols, rows = np.flatnonzero(mask.any(axis=0)), np.flatnonzero(mask.any(axis=1))
+    xs, ys = cols[[0, -1]] if cols.size else cols, rows[[0, -1]] if rows.size else rows  # the extreme pixels
     inside = (uv[:, 0] >= 0) & (uv[:, 0] < size) & (uv[:, 1] >= 0) & (uv[:, 1] < size)
     x = np.concatenate([xs - 0.5, xs + 0.5, uv[inside, 0]])
     y = np.concatenate([ys - 0.5, ys + 0.5, uv[inside, 1]])
