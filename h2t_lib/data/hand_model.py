@@ -338,34 +338,9 @@ def forward_kinematics(pose: HandPose, shape: HandShape, side: str = "right"):
 
     Returns (joints (21, 3) mm, dorsal (21, 3) unit vectors; row j is the dorsal
     direction of the bone ending at joint j, the wrist's is the back of the hand).
-
-    A sample poses each hand more than once with only the wrist moved (``synth.sample_scene``
-    places the hands with their wrists at the origin, ``Scene.kinematics`` then needs them
-    in place), so the hand posed about the origin is remembered for the last few
-    (pose, shape, side) (:func:`_posed_at_origin`); the wrist is added on every call.
     """
     if side not in sk.HANDS:
         raise ValueError(f"side must be 'right' or 'left', got {side!r}")
-    key = (side, float(pose.opposition)) + tuple(
-        np.asarray(v, dtype=float).tobytes() for v in (pose.flexion, pose.abduction, pose.rotation, shape.bases,
-                                                        shape.lengths))
-    posed = _POSED.get(key)
-    if posed is None:
-        if len(_POSED) >= _POSED_SIZE:
-            _POSED.pop(next(iter(_POSED)), None)  # forget the oldest
-        posed = _POSED[key] = _posed_at_origin(pose, shape, side)
-    joints, dorsal = posed
-    return joints + np.asarray(pose.wrist, dtype=float), dorsal.copy()
-
-
-#: :func:`forward_kinematics`' memory: (side, opposition, bytes of flexion, abduction, rotation, bases,
-#: lengths) -> (joints, dorsal) about the origin; the oldest entry goes first
-_POSED: dict = {}
-_POSED_SIZE = 8
-
-
-def _posed_at_origin(pose: HandPose, shape: HandShape, side: str):
-    """:func:`forward_kinematics` with the wrist at the origin: (joints (21, 3) mm, dorsal (21, 3))."""
     flex = np.asarray(pose.flexion, dtype=float).reshape(5, 3)
     abd = np.asarray(pose.abduction, dtype=float).reshape(5)
     joints = np.zeros((sk.JOINTS_PER_HAND, 3))
@@ -385,7 +360,7 @@ def _posed_at_origin(pose: HandPose, shape: HandShape, side: str):
     if side == "left":
         joints, dorsal = joints @ _MIRROR, dorsal @ _MIRROR
     R_g = pose.rotation_matrix()
-    return joints @ R_g.T, dorsal @ R_g.T
+    return joints @ R_g.T + np.asarray(pose.wrist, dtype=float), dorsal @ R_g.T
 
 
 def hand_joints(pose: HandPose, shape: HandShape, side: str = "right") -> np.ndarray:
