@@ -207,7 +207,7 @@ def palm_volumes(j, radii, x, z, r_palm) -> list:
 
 
 #: style "v2": palm and forearm thickness relative to style "v1". v1's palm is 22 mm thick and its
-#: wrist 42 mm across for an average hand, thinner than real ones (about 25-33 mm at the knuckles,
+#: wrist 42 mm across for an average hand, thinner than real ones (roughly 25-33 mm at the knuckles,
 #: 50-60 mm at the wrist); MediaPipe finds more of the thicker hands (docs/realism.md, round 5).
 V2_THICKNESS = 1.3
 
