@@ -186,6 +186,8 @@ def palm_volumes(j, radii, x, z, r_palm) -> list:
     * distal palmar pad: the cushion under the finger bases (the palm side of the knuckles);
     * thenar eminence: a fuller pad at the thumb's base, inside the palm;
     * knuckles: the heads of the index..pinky metacarpals, on the back of the hand.
+
+    All radii times :data:`V2_VOLUMES`.
     """
     w = j[sk.WRIST]
     mcp = {name: j[sk.FINGER_CHAINS[name][1]] for name in hm.FINGERS}
@@ -203,13 +205,19 @@ def palm_volumes(j, radii, x, z, r_palm) -> list:
     for f, name in enumerate(hm.FINGERS[1:], start=1):
         c = mcp[name] + 0.55 * r_palm * z
         rows.append((CAPSULE, c, c, None, 0.6 * radii[f, 1], 0.6 * radii[f, 1]))
-    return [(kd, a, b, b if c is None else c, ra, rb) for kd, a, b, c, ra, rb in rows]
+    return [(kd, a, b, b if c is None else c, V2_VOLUMES * ra, V2_VOLUMES * rb) for kd, a, b, c, ra, rb in rows]
 
 
 #: style "v2": palm and forearm thickness relative to style "v1". v1's palm is 22 mm thick and its
 #: wrist 42 mm across for an average hand, thinner than real ones (roughly 25-33 mm at the knuckles,
 #: 50-60 mm at the wrist); MediaPipe finds more of the thicker hands (docs/realism.md, round 5).
 V2_THICKNESS = 1.3
+#: style "v2": the soft palm volumes (:func:`palm_volumes`) this much fuller than first drawn (round 5)
+V2_VOLUMES = 1.3
+#: style "v2": the light's colour (``Appearance.light_color``) and the camera's white-balance gains
+#: (``synth.camera_effects``) keep this fraction of their random spread about grey; a camera's auto
+#: white balance takes most of a colour cast away, and a full cast turned some skins green (round 5)
+COLOUR_CAST = 0.3
 
 
 def palm_radius(radii, style: str = "v1") -> float:
@@ -909,10 +917,10 @@ def shade_skin(raster: Raster, prims: Primitives, app: Appearance, look: SkinLoo
     (``flush``), darkened along the flexion creases (``crease``). Light, per colour channel c::
 
         diffuse_c = clip((n.l + w_c) / (1 + w_c), 0, 1),  w_c = wrap + sss * SSS_TINT_c   (wrap lighting)
-        colour    = albedo * light * (ambient * (1 - ao * occ) + (1 - ambient) * diffuse + fill)
+        colour    = albedo * light' * (ambient * (1 - ao * occ) + (1 - ambient) * diffuse + fill)
                     + specular * (n.h)^shininess * (1 - ao * occ)
 
-    with occ from :func:`crevice_occlusion`.
+    with occ from :func:`crevice_occlusion` and light' = 1 + :data:`COLOUR_CAST` (light colour - 1).
     """
     H, W = raster.depth.shape
     img, idx = _canvas(raster, background)
@@ -940,7 +948,8 @@ def shade_skin(raster: Raster, prims: Primitives, app: Appearance, look: SkinLoo
     spec = _specular(n, L, view, look.specular, look.shininess) * (1.0 - occ)
     fill = f32(0.1) * np.clip(_dot(n, view), 0.0, 1.0)
     light = f32(app.ambient) * (1.0 - occ)[:, None] + f32(1 - app.ambient) * diff + fill[:, None]
-    col = albedo * app.light_color.astype(f32) * light
+    cast = 1.0 + COLOUR_CAST * (np.asarray(app.light_color) - 1.0)  # the light's colour, mostly balanced out
+    col = albedo * cast.astype(f32) * light
     img[idx] = np.clip(col + spec[:, None], 0.0, 1.0)
     return img.reshape(H, W, 3)
 

@@ -623,7 +623,8 @@ def sample_look(rng: np.random.Generator, scene: Scene, size: int, style: str = 
 def camera_effects(image, rng: np.random.Generator) -> np.ndarray:
     """Style "v2": what a camera does to the rendered float image (S, S, 3) in [0, 1] -> uint8 (S, S, 3).
 
-    White balance (a gain of 0.92-1.08 per channel) and gamma (0.85-1.15); defocus, a blur of
+    White balance (a gain of 0.92-1.08 per channel drawn, :data:`render.COLOUR_CAST` of its spread kept:
+    0.976-1.024) and gamma (0.85-1.15); defocus, a blur of
     sigma 0.5-1.5 px per 256 px of image (docs/realism.md: blur hides the hard edges that put
     MediaPipe off; one box filter of that variance, :func:`box_radius`, is a third of the cost of
     PIL's Gaussian); sensor noise, Gaussian, sigma 1-4 grey levels in brightness plus a third of
@@ -633,6 +634,7 @@ def camera_effects(image, rng: np.random.Generator) -> np.ndarray:
     f32 = np.float32
     size = image.shape[0]
     gain, gamma = rng.uniform(0.92, 1.08, size=3), rng.uniform(0.85, 1.15)
+    gain = 1.0 + rd.COLOUR_CAST * (gain - 1.0)  # what auto white balance leaves of a colour cast
     levels = np.arange(256) / 255.0
     lut = np.concatenate([np.clip(levels * g, 0.0, 1.0) ** gamma for g in gain]) * 255 + 0.5  # (768,) per channel
     levels8 = np.clip(image, 0.0, 1.0)  # (S, S, 3) float32 -> 8 bits, in place on the copy
