@@ -106,7 +106,7 @@ def apply(variant: str) -> None:
         f_bg = rd.random_background
         rd.random_background = lambda rng, size, skin=None: f_bg(rng, size, skin) * 0 + np.float32(0.5)
     elif name == "bgnopat":
-        f_bg2, f_choice = rd.random_background, None
+        f_bg2 = rd.random_background
 
         class NoPatterns:  # the background's layer kinds: stripes -> noise, checker -> blobs
             def __init__(self, rng):

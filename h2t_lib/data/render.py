@@ -342,8 +342,8 @@ def _boxes(us, vs, rad, W, H):
 
 def _slab_hits(prims: Primitives, slab, fx, fy, cx, cy, W, H, spans: bool = False):
     """Rays that hit the faces of slabs ``slab`` over their triangles (each face the triangle's
-    plane pushed r towards the camera). Returns (slab number (F,), col, row, depth lam (F,),
-    face normals (T, 3), pushed corners P0 (T, 3)). spans: test only the pixels of :func:`_span_fragments`
+    plane pushed r towards the camera). Returns (slab number (F,), col, row, ray direction vx, vy
+    (the ray is X = lam (vx, vy, 1)), depth lam (F,), face normals (T, 3), pushed corners P0 (T, 3)). spans: test only the pixels of :func:`_span_fragments`
     instead of the triangles' bounding boxes (fewer; the same hits)."""
     f32 = np.float32
     fmax = max(fx, fy)
@@ -375,8 +375,7 @@ def _slab_hits(prims: Primitives, slab, fx, fy, cx, cy, W, H, spans: bool = Fals
     beta = q[15] * d20 - q[14] * d21
     gamma = q[13] * d21 - q[14] * d20
     inside = ok & (lam > 0) & (beta >= 0) & (gamma >= 0) & (beta + gamma <= 1)
-    tid, px, py, lam = tid[inside], px[inside], py[inside], lam[inside]
-    return tid, px, py, lam, n, P0
+    return tid[inside], px[inside], py[inside], vx[inside], vy[inside], lam[inside], n, P0
 
 
 def rasterize(prims: Primitives, focal, princpt, size: int, num_layers: int = NUM_LAYERS, near: float = 10.0) -> Raster:
@@ -438,7 +437,7 @@ def rasterize(prims: Primitives, focal, princpt, size: int, num_layers: int = NU
     # ---------------- slabs ----------------
     slab = np.flatnonzero((prims.kind == SLAB) & (np.min(np.stack([prims.a[:, 2], prims.b[:, 2], prims.c[:, 2]]), 0) > near + prims.ra))
     if slab.size:
-        tid, px, py, lam, n, _ = _slab_hits(prims, slab, fx, fy, cx, cy, W, H)
+        tid, px, py, _, _, lam, n, _ = _slab_hits(prims, slab, fx, fy, cx, cy, W, H)
         hits.append((slab[tid], py * W + px, lam, n[tid].astype(f32), np.full(tid.size, 0.5, f32)))
 
     layers = np.full((num_layers, H * W), np.inf, dtype=f32)
@@ -567,10 +566,8 @@ def _blend_slab_fragments(prims, slab, fx, fy, cx, cy, W, H):
     tangent to it (so capsules and slabs are blended by one formula). Same tuple as
     :func:`_blend_capsule_fragments`."""
     f32 = np.float32
-    tid, px, py, lam, n, P0 = _slab_hits(prims, slab, fx, fy, cx, cy, W, H, spans=True)
+    tid, px, py, vx, vy, lam, n, P0 = _slab_hits(prims, slab, fx, fy, cx, cy, W, H, spans=True)
     C = (P0 - _PLANE_RADIUS * n)[tid].astype(f32).T
-    vx = (px.astype(f32) - f32(cx)) / f32(fx)
-    vy = (py.astype(f32) - f32(cy)) / f32(fy)
     return (slab[tid], py * W + px, vx, vy, lam, np.ones(tid.size, bool), C, np.full(tid.size, _PLANE_RADIUS, f32),
             np.full(tid.size, 0.5, f32))
 
