@@ -57,11 +57,16 @@ def _marker(data_dir: Path, split: str) -> Path:
     return data_dir / f".demo_{split}_complete.json"
 
 
-def ensure_split(data_dir: Path, split: str, num: int, size: int, seed: int, progress: bool = True) -> bool:
-    """Render one split unless a complete one with the same parameters is there. True if rendered."""
+def ensure_split(data_dir: Path, split: str, num: int, size: int, seed: int, progress: bool = True,
+                 style: str | None = None) -> bool:
+    """Render one split unless a complete one with the same parameters is there. True if rendered.
+
+    style: the renderer's look (None: ``synth.DEFAULT_STYLE``); a split rendered in another look, or
+    before the look was recorded (the first look, v1), is rendered again."""
     from .data import synth
 
-    want = {"split": split, "num": num, "size": size, "seed": seed}
+    style = style or synth.DEFAULT_STYLE
+    want = {"split": split, "num": num, "size": size, "seed": seed, "style": style}
     marker = _marker(data_dir, split)
     ann = data_dir / "annotations" / "all" / f"InterHand2.6M_{split}_data.json"
     if marker.exists() and ann.exists():
@@ -70,7 +75,7 @@ def ensure_split(data_dir: Path, split: str, num: int, size: int, seed: int, pro
                 return False
         except (OSError, ValueError):
             pass
-    synth.write_dataset(data_dir, split=split, num=num, size=size, seed=seed, progress=progress)
+    synth.write_dataset(data_dir, split=split, num=num, size=size, seed=seed, progress=progress, style=style)
     atomic_write_json(marker, want)
     return True
 

@@ -64,7 +64,7 @@ class TrainConfig:
     train_data: str = "folder"  # "folder": the train_split of --data; "render": synthetic samples rendered as the loader asks
     render_samples: int = 20000  # "render": samples per epoch (every epoch renders new ones)
     render_size: int = 0  # "render": side of the rendered camera image, px (0 = the model's image size)
-    render_style: str = "v1"  # "render": the renderer's look, "v1" | "v2" (as synth --style; docs/realism.md)
+    render_style: str = "v2"  # "render": the renderer's look, "v2" | "v1" (synth.DEFAULT_STYLE, as synth --style; docs/realism.md)
     # --- bookkeeping
     seed: int = 0
     log_every: int = 20  # steps between two points of the per-step loss log

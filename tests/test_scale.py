@@ -122,9 +122,9 @@ def test_stream_samples_are_functions_of_seed_epoch_and_index():
         s[6]
 
 
-def test_stream_style_v2_renders_the_same_scenes_in_another_look():
-    v1 = SynthStream(4, 64, seed=3, render_size=96, augment=False)
-    v2 = SynthStream(4, 64, seed=3, render_size=96, augment=False, style="v2")
+def test_stream_style_v1_renders_the_same_scenes_in_another_look():
+    v1 = SynthStream(4, 64, seed=3, render_size=96, augment=False, style="v1")
+    v2 = SynthStream(4, 64, seed=3, render_size=96, augment=False)
     r1, r2 = v1.render(1), v2.render(1)
     assert np.array_equal(r1["joints_cam"], r2["joints_cam"]) and r1["hand_type"] == r2["hand_type"]
     assert r1["look"] is None and r2["look"] is not None
@@ -140,11 +140,11 @@ def test_render_training_passes_the_render_style_to_the_streams():
     from h2t_lib.distributed import Dist
     from h2t_lib.train import training_data
 
-    cfg = TrainConfig.preset("tiny", train_data="render", render_samples=4, max_val_samples=2, render_style="v2",
+    cfg = TrainConfig.preset("tiny", train_data="render", render_samples=4, max_val_samples=2, render_style="v1",
                              num_workers=0)
     data = training_data(cfg, None, 64, Dist(device=torch.device("cpu")))
-    assert data.train_set.style == "v2" and data.val_set.style == "v2"
-    assert TrainConfig.preset("tiny").render_style == "v1"
+    assert data.train_set.style == "v1" and data.val_set.style == "v1"
+    assert TrainConfig.preset("tiny").render_style == "v2"
     with pytest.raises(ValueError, match="render_style='v9'"):
         TrainConfig.preset("tiny", render_style="v9")
 

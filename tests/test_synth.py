@@ -1,4 +1,5 @@
 """The synthetic two-hand renderer: kinematics, camera consistency, visibility, the on-disk format."""
+import argparse
 import hashlib
 import json
 from pathlib import Path
@@ -401,11 +402,13 @@ def test_benchmark_reports_the_worker_pool_rate():
 # --------------------------------------------------------------------------- #
 # Style "v2" (issue 13: a smooth skin, palm volumes, skin shading, camera effects)
 # --------------------------------------------------------------------------- #
-#: sha256 over image, joint_vis and occlusion of samples (5, "test", 0..5) at 64 and 128 px, taken
-#: before style v2 was added: the default look is the one the shipped model was trained on
-DEFAULT_LOOK_SHA256 = "e6a8a6ec8ed256cdee0af599b144cb0e3eaadf79bd959995f235339b2f54c7b7"
-#: :func:`_float_platform` of the machines where the hash was taken or reproduced (2026-12-01, two CPUs)
-FLOAT_PLATFORMS = {"d6217f41823f9201", "6a6588c5676919de"}
+#: sha256 over image, joint_vis and occlusion of samples (5, "test", 0..5) at 64 and 128 px of each look:
+#: v1's taken before style v2 was added (the look of the shipped model's first 144k presentations), v2's
+#: at the switch of the default to v2 (the look the shipped model was fine-tuned on, docs/results.md)
+LOOK_SHA256 = {"v1": "e6a8a6ec8ed256cdee0af599b144cb0e3eaadf79bd959995f235339b2f54c7b7",
+               "v2": "58a19ea1746ca6e04b2b0461a5c126fa6f454ff4b1942ba9efb3b1588fa56e28"}
+#: :func:`_float_platform` of the machines where each hash was taken or reproduced (2026-12-01)
+FLOAT_PLATFORMS = {"v1": {"d6217f41823f9201", "6a6588c5676919de"}, "v2": {"6a6588c5676919de"}}
 
 
 def _float_platform():
@@ -431,20 +434,38 @@ def _look_digest(**kw):
     return h.hexdigest()
 
 
-def test_the_default_look_is_unchanged():
-    digest = _look_digest()
-    assert _look_digest(style="v1") == digest
-    if digest != DEFAULT_LOOK_SHA256 and _float_platform() not in FLOAT_PLATFORMS:
+@pytest.mark.parametrize("style", synth.STYLES)
+def test_each_look_is_unchanged(style):
+    digest = _look_digest(style=style)
+    if style == synth.DEFAULT_STYLE:
+        assert _look_digest() == digest
+    if digest != LOOK_SHA256[style] and _float_platform() not in FLOAT_PLATFORMS[style]:
         pytest.skip(f"this machine's float32 arithmetic ({_float_platform()}) differs in the last bit from the "
                     "ones the pixel hash holds on; the hash is checked there")
-    assert digest == DEFAULT_LOOK_SHA256
+    assert digest == LOOK_SHA256[style]
+
+
+def test_every_entry_point_renders_the_default_look_by_default():
+    import inspect
+
+    from h2t_lib import viz
+    from h2t_lib.data.stream import SynthStream
+    from h2t_lib.train_config import TrainConfig
+
+    assert synth.DEFAULT_STYLE == "v2" and TrainConfig().render_style == synth.DEFAULT_STYLE
+    for fn in (synth.render_sample, synth.write_dataset, synth.benchmark, synth.example_grid, synth.sample_look,
+               synth.Scene.primitives, SynthStream.__init__, viz.render_posed_pair, viz.posed_pair_figure):
+        assert inspect.signature(fn).parameters["style"].default == synth.DEFAULT_STYLE, fn.__qualname__
+    parser = argparse.ArgumentParser()
+    synth.add_arguments(parser)
+    assert parser.parse_args([]).style == synth.DEFAULT_STYLE
 
 
 def test_v2_is_deterministic_and_draws_the_same_scenes(rig):
     for seed in (3, 4):
         a = synth.render_sample(seed, SIZE, rig=rig, style="v2")
         b = synth.render_sample(seed, SIZE, rig=rig, style="v2")
-        v1 = synth.render_sample(seed, SIZE, rig=rig)
+        v1 = synth.render_sample(seed, SIZE, rig=rig, style="v1")
         assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["joint_vis"], b["joint_vis"])
         # the same poses, views and camera as v1 (v2 draws its extras after v1's), another look
         assert np.array_equal(a["joints_world"], v1["joints_world"]) and a["camera"] == v1["camera"]
@@ -598,7 +619,7 @@ def test_box_radius_gives_a_box_blur_of_that_sigma(sigma):
 def test_write_dataset_with_style_v2(tmp_path):
     summary = synth.write_dataset(tmp_path / "a", "test", num=2, size=48, seed=2, progress=False, style="v2")
     synth.write_dataset(tmp_path / "b", "test", num=2, size=48, seed=2, progress=False, style="v2")
-    synth.write_dataset(tmp_path / "c", "test", num=2, size=48, seed=2, progress=False)
+    synth.write_dataset(tmp_path / "c", "test", num=2, size=48, seed=2, progress=False, style="v1")
     assert summary["style"] == "v2" and _tree_digest(tmp_path / "a") == _tree_digest(tmp_path / "b")
     imgs = lambda d: _tree_digest(tmp_path / d / "images")
     assert imgs("a") != imgs("c")

@@ -20,7 +20,7 @@ def test_set(fast_env):
 
 @pytest.fixture(scope="module")
 def scene_sample():
-    return synth.render_sample(3, size=SIZE, hand_type="interacting")
+    return synth.render_sample(3, size=SIZE, hand_type="interacting", style="v1")  # hard capsules: render.shade
 
 
 # --------------------------------------------------------------------------- #
@@ -150,7 +150,7 @@ def test_render_posed_pair_overlap_hides_the_right_hand():
 
 
 def test_render_posed_pair_style_v2_is_the_same_scene_with_another_skin():
-    img1, jc1, info1 = viz.render_posed_pair(flex=20, gap_mm=30, seed=1, size=SIZE, return_info=True)
+    img1, jc1, info1 = viz.render_posed_pair(flex=20, gap_mm=30, seed=1, size=SIZE, return_info=True, style="v1")
     img2, jc2, info2 = viz.render_posed_pair(flex=20, gap_mm=30, seed=1, size=SIZE, return_info=True, style="v2")
     assert np.array_equal(jc1, jc2)
     hand1, hand2 = info1["layer"] >= 0, info2["layer"] >= 0
@@ -182,7 +182,7 @@ def test_render_steps_reproduce_render_scene(scene_sample):
     assert np.array_equal(ras.layer, ref["layer"])
     assert np.all(np.isfinite(ras.depth[ras.layer >= 0])) and np.all(np.isinf(ras.depth[ras.layer < 0]))
     assert steps["final"] is scene_sample["image"]
-    assert len(steps["primitives"]) == len(scene_sample["scene"].primitives())
+    assert len(steps["primitives"]) == len(scene_sample["scene"].primitives(style="v1"))
     fig = viz.render_steps_figure(scene_sample)
     assert len([ax for ax in fig.axes if ax.get_title()]) == 6
 
@@ -192,7 +192,7 @@ def test_render_steps_of_a_v2_sample_use_its_skin_look():
     steps = viz.render_steps(s)
     ref = synth.render_scene(s["scene"], s["focal"], s["princpt"], SIZE, s["appearance"], s["background"], look=s["look"])
     assert np.allclose(steps["shaded"], ref["image"], atol=1e-5) and np.array_equal(steps["raster"].layer, ref["layer"])
-    assert len(steps["primitives"]) == len(s["scene"].primitives(style="v2")) > len(s["scene"].primitives())
+    assert len(steps["primitives"]) == len(s["scene"].primitives()) > len(s["scene"].primitives(style="v1"))
     v1 = synth.render_scene(s["scene"], s["focal"], s["princpt"], SIZE, s["appearance"], s["background"])
     assert not np.allclose(steps["shaded"], v1["image"], atol=1e-2)
     titles = [ax.get_title() for ax in viz.render_steps_figure(s).axes if ax.get_title()]

@@ -44,8 +44,8 @@ class SynthStream(torch.utils.data.Dataset):
         interacting_frac, occlusion: as ``synth --interacting-frac / --occlusion``.
         fixed_epoch: render the samples of this epoch whatever ``set_epoch`` says (a validation
             set that stays the same); None = follow ``set_epoch``.
-        style: the renderer's look, "v1" (default) or "v2" (as ``synth --style``; a seed gives the
-            same scenes and joints in both, docs/realism.md).
+        style: the renderer's look, "v2" (the default, ``synth.DEFAULT_STYLE``) or "v1" (as
+            ``synth --style``; a seed gives the same scenes and joints in both, docs/realism.md).
 
     Raises:
         ValueError: a bad size, count, fraction, occlusion level or style.
@@ -54,7 +54,7 @@ class SynthStream(torch.utils.data.Dataset):
     def __init__(self, num: int, image_size: int, seed: int = 0, render_size: int | None = None,
                  augment: bool = True, split: str = "train", interacting_frac: float = 0.6,
                  occlusion: str = "any", augment_config: AugmentConfig | None = None, bbox_scale: float = 1.25,
-                 fixed_epoch: int | None = None, style: str = "v1"):
+                 fixed_epoch: int | None = None, style: str = "v2"):
         from h2t_lib.data import synth
 
         super().__init__()

@@ -54,9 +54,12 @@ VIS_TOLERANCE = 3.0  # mm, see joint_visibility
 _RIG_SEED = 20240601
 _OCC_RES = 40  # resolution of the quick renders that steer the occlusion level
 _SMOOTH = ImageFilter.Kernel((3, 3), [1, 2, 1, 2, 4, 2, 1, 2, 1], 16)  # binomial blur
-#: the renderer's looks: "v1" capsules and slabs (the shipped model was trained on it; the default),
-#: "v2" a smooth skin with palm volumes, skin shading and camera effects (issue 13, docs/realism.md)
+#: the renderer's looks: "v1" capsules and slabs (the first look: the shipped model's first 144k
+#: presentations), "v2" a smooth skin with palm volumes, skin shading and camera effects (issue 13,
+#: docs/realism.md: MediaPipe Hands finds about twice as many of its hands)
 STYLES = ("v1", "v2")
+#: the look every entry point renders unless told otherwise (synth --style, SynthStream, TrainConfig.render_style)
+DEFAULT_STYLE = "v2"
 
 
 # --------------------------------------------------------------------------- #
@@ -134,7 +137,7 @@ class Scene:
         """(42, 3) joints of both hands, camera frame, mm."""
         return self.kinematics()[0]
 
-    def primitives(self, joints=None, dorsal=None, forearm: bool = True, style: str = "v1") -> rd.Primitives:
+    def primitives(self, joints=None, dorsal=None, forearm: bool = True, style: str = DEFAULT_STYLE) -> rd.Primitives:
         """Render primitives of the present hands (optionally from given (42, 3) joints / dorsal; see
         :data:`STYLES` for ``style``)."""
         if joints is None:
@@ -520,7 +523,7 @@ def render_scene(scene: Scene, focal, princpt, size: int, appearance: rd.Appeara
 
 def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, interacting_frac: float = 0.6,
                   occlusion: str = "any", rig: CameraRig | None = None, camera: int | None = None,
-                  interaction: str | None = None, style: str = "v1") -> dict:
+                  interaction: str | None = None, style: str = DEFAULT_STYLE) -> dict:
     """Render one random sample; everything a notebook wants to look at.
 
     rng_or_seed: a ``np.random.Generator`` or an int seed. hand_type: "right" | "left" |
@@ -528,7 +531,7 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     random single hand). occlusion: "low" | "medium" | "high" | "any" (two-hand samples).
     rig / camera: the camera rig (default ``camera_rig(size)``) and camera index (default random).
     interaction: force one kind of two-hand interaction (see :data:`INTERACTIONS`).
-    style: "v1" (default) or "v2" (:data:`STYLES`); both draw the same scene, appearance,
+    style: "v2" (:data:`DEFAULT_STYLE`) or "v1" (:data:`STYLES`); both draw the same scene, appearance,
     background and shadow from a seed (v2 draws its extras after them), so a seed gives the same
     poses and views in both looks.
 
@@ -608,7 +611,7 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     }
 
 
-def sample_look(rng: np.random.Generator, scene: Scene, size: int, style: str = "v1") -> rd.SkinLook | None:
+def sample_look(rng: np.random.Generator, scene: Scene, size: int, style: str = DEFAULT_STYLE) -> rd.SkinLook | None:
     """The extra appearance of ``style`` (:data:`STYLES`), drawn from ``rng`` after the scene, appearance,
     background and shadow: None for "v1" (draws nothing), a :class:`render.SkinLook` for "v2" (its
     blend radius from the scene's finger radii) for an image of ``size`` px. Raises ValueError for another style."""
@@ -718,7 +721,7 @@ def _dump(obj) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-def _check_args(num, size, interacting_frac, occlusion, split, style="v1"):
+def _check_args(num, size, interacting_frac, occlusion, split, style=DEFAULT_STYLE):
     if int(num) < 1:
         raise ValueError(f"--num must be at least 1, got {num}")
     if int(size) < 32:
@@ -735,10 +738,10 @@ def _check_args(num, size, interacting_frac, occlusion, split, style="v1"):
 
 def write_dataset(out, split: str = "train", num: int = 1000, size: int = 256, seed: int = 0,
                   interacting_frac: float = 0.6, occlusion: str = "any", progress: bool = True,
-                  workers: int = 1, style: str = "v1") -> dict:
+                  workers: int = 1, style: str = DEFAULT_STYLE) -> dict:
     """Render ``num`` samples into ``out`` in the InterHand2.6M layout (JPEG quality 95, 4:4:4).
 
-    style: the renderer's look, "v1" (default) or "v2" (:data:`STYLES`, :func:`render_sample`).
+    style: the renderer's look, "v2" (:data:`DEFAULT_STYLE`) or "v1" (:data:`STYLES`, :func:`render_sample`).
 
     Atomic per split: images go to a hidden temporary folder and the json files to
     temporary names; at the end the old split (if any) is made unloadable (its data json
@@ -829,7 +832,7 @@ def write_dataset(out, split: str = "train", num: int = 1000, size: int = 256, s
 # --------------------------------------------------------------------------- #
 # Benchmark and CLI
 # --------------------------------------------------------------------------- #
-def benchmark(sizes=(128, 256), num: int | None = None, seed: int = 0, workers: int = 1, style: str = "v1") -> dict:
+def benchmark(sizes=(128, 256), num: int | None = None, seed: int = 0, workers: int = 1, style: str = DEFAULT_STYLE) -> dict:
     """Images per second of :func:`render_sample`, and with JPEG encoding, in this one process.
 
     Both wall-clock and CPU-time rates are reported: on a shared machine the CPU-time rate
@@ -867,7 +870,7 @@ def benchmark(sizes=(128, 256), num: int | None = None, seed: int = 0, workers: 
     return result
 
 
-def _pool_rate(num: int, seed: int, size: int, rig: CameraRig, workers: int, style: str = "v1") -> float:
+def _pool_rate(num: int, seed: int, size: int, rig: CameraRig, workers: int, style: str = DEFAULT_STYLE) -> float:
     """Wall-clock images/s of rendering + JPEG-encoding ``num`` samples in ``workers`` spawned processes."""
     import multiprocessing as mp
 
@@ -880,7 +883,7 @@ def _pool_rate(num: int, seed: int, size: int, rig: CameraRig, workers: int, sty
         return num / (time.perf_counter() - t0)
 
 
-def example_grid(path=None, size: int = 256, seed: int = 0, n: int = 16, ncols: int = 4, style: str = "v1"):
+def example_grid(path=None, size: int = 256, seed: int = 0, n: int = 16, ncols: int = 4, style: str = DEFAULT_STYLE):
     """A grid of ``n`` samples (3 of 4 interacting) in the renderer's ``style``, every other one with
     its skeleton drawn over it (hollow circles: joints the renderer found hidden). Saved to ``path`` when given."""
     from h2t_lib import viz
@@ -911,9 +914,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--occlusion", default="any", choices=OCCLUSION_LEVELS,
                         help="how strongly the hands overlap in two-hand samples (default any)")
     parser.add_argument("--workers", type=int, default=1, help="render processes (default 1; output is identical)")
-    parser.add_argument("--style", default="v1", choices=STYLES,
-                        help="the renderer's look: v1 capsules (default, the shipped model's data) or v2 smooth skin, "
-                             "skin shading and camera effects (docs/realism.md)")
+    parser.add_argument("--style", default=DEFAULT_STYLE, choices=STYLES,
+                        help=f"the renderer's look: v2 smooth skin, skin shading and camera effects, or v1 capsules "
+                             f"(the first look; docs/realism.md); default {DEFAULT_STYLE}")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--bench", action="store_true",
                         help="print images/second at 128 and 256 px (1 process; with --workers N also N processes) "

@@ -297,7 +297,7 @@ def posed_pair_scene(flex=0.0, gap_mm: float = 30.0, seed: int = 0):
 
 
 def render_posed_pair(flex=0.0, gap_mm: float = 30.0, seed: int = 0, size: int = 128, return_info: bool = False,
-                      style: str = "v1"):
+                      style: str = "v2"):
     """Render :func:`posed_pair_scene` (the function behind notebook 01's sliders).
 
     The seed also draws the skin tone, light and background (:func:`render.sample_appearance`,
@@ -359,7 +359,7 @@ def image_and_3d_figure(image, joints_cam, focal, princpt, valid=None, title: st
 
 
 def posed_pair_figure(flex=0.0, gap_mm: float = 30.0, seed: int = 0, size: int = 128, height: int = 360,
-                      style: str = "v1"):
+                      style: str = "v2"):
     """:func:`render_posed_pair` (in ``style``) drawn by :func:`image_and_3d_figure`, titled with the measured occlusion."""
     image, joints_cam, info = render_posed_pair(flex, gap_mm, seed, size, return_info=True, style=style)
     hidden = int((info["joint_vis"] == 0).sum())
