@@ -176,8 +176,10 @@ def test_posed_pair_figure_and_image_and_3d():
 def test_render_steps_reproduce_render_scene(scene_sample):
     steps = viz.render_steps(scene_sample)
     ref = synth.render_scene(scene_sample["scene"], scene_sample["focal"], scene_sample["princpt"], SIZE,
-                             scene_sample["appearance"], scene_sample["background"])
+                             scene_sample["appearance"], scene_sample["background"], scene_sample["joints_cam"],
+                             scene_sample["scene"].kinematics()[1])
     assert np.allclose(steps["shaded"], ref["image"], atol=1e-5)
+    assert synth.occlusion_from_layers(steps["raster"].layers) == scene_sample["occlusion"]
     ras = steps["raster"]
     assert np.array_equal(ras.layer, ref["layer"])
     assert np.all(np.isfinite(ras.depth[ras.layer >= 0])) and np.all(np.isinf(ras.depth[ras.layer < 0]))
@@ -190,7 +192,10 @@ def test_render_steps_reproduce_render_scene(scene_sample):
 def test_render_steps_of_a_v2_sample_use_its_skin_look():
     s = synth.render_sample(3, size=SIZE, hand_type="interacting", style="v2")
     steps = viz.render_steps(s)
-    ref = synth.render_scene(s["scene"], s["focal"], s["princpt"], SIZE, s["appearance"], s["background"], look=s["look"])
+    ref = synth.render_scene(s["scene"], s["focal"], s["princpt"], SIZE, s["appearance"], s["background"],
+                             s["joints_cam"], s["scene"].kinematics()[1], look=s["look"])
+    # the layers render_sample measured the occlusion and visibility on (its joints come back from the world frame)
+    assert synth.occlusion_from_layers(steps["raster"].layers) == s["occlusion"] > 0
     assert np.allclose(steps["shaded"], ref["image"], atol=1e-5) and np.array_equal(steps["raster"].layer, ref["layer"])
     assert len(steps["primitives"]) == len(s["scene"].primitives()) > len(s["scene"].primitives(style="v1"))
     v1 = synth.render_scene(s["scene"], s["focal"], s["princpt"], SIZE, s["appearance"], s["background"])

@@ -383,8 +383,9 @@ def render_steps(sample: dict) -> dict:
     from h2t_lib.data.synth import render_scene
 
     focal, princpt = sample["focal"], sample["princpt"]
+    _, dorsal = sample["scene"].kinematics()  # the joints as render_sample drew them: back from the world frame
     out = render_scene(sample["scene"], focal, princpt, sample["image"].shape[0], sample["appearance"],
-                       sample["background"], look=sample.get("look"))
+                       sample["background"], sample["joints_cam"], dorsal, look=sample.get("look"))
     return {"primitives": out["primitives"], "raster": out["raster"], "shaded": out["image"], "final": sample["image"],
             "focal": np.asarray(focal, float), "princpt": np.asarray(princpt, float)}
 
