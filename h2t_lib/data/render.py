@@ -23,6 +23,11 @@ The renderer is a z-buffer over pixel "fragments":
 4. Shading (:func:`shade`): Lambert + ambient + a little Blinn-Phong specular, a skin
    tone per hand, lighter palms, nails on the distal phalanges, optional sleeves.
 
+That is the first look, style "v1". The default look, "v2" (issue 13, docs/realism.md), adds
+soft palm volumes (:func:`palm_volumes`), a palm and forearm :data:`V2_THICKNESS` as thick,
+blends each layer's primitives into one smooth skin (:func:`rasterize_blended`) and shades it as
+skin (:func:`shade_skin`: wrap light, crevices, creases); :mod:`h2t_lib.data.synth` chooses.
+
 Camera frame and pixel conventions are those of :mod:`h2t_lib.camera` (x right,
 y down, z forward; ``u = X/Z fx + cx``); pixel ``(row i, col j)`` is centred at
 ``(u, v) = (j, i)``.

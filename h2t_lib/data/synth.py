@@ -7,8 +7,10 @@ Real InterHand2.6M images cannot be had here, so h2t renders its own. A sample i
    palm to palm) with one in front of the other, or a single hand;
 2. seen by one camera of a fixed rig (known intrinsics and a non-identity pose,
    so the annotations go through ``cam = R (world - campos)`` like the real data);
-3. ray-cast as shaded capsules and palm slabs over a random textured background
-   (:mod:`h2t_lib.data.render`), with mild blur and noise;
+3. ray-cast over a random textured background (:mod:`h2t_lib.data.render`) in one of two looks
+   (:data:`STYLES`): "v2", the default, a smooth skin over capsules, palm slabs and palm pads,
+   skin-shaded, through a camera (blur, noise, JPEG); "v1", the first look, shaded capsules and
+   palm slabs with mild blur and noise;
 4. annotated with the 42 joints (world, camera, pixel), validity, per-joint
    visibility from the renderer's depth test and the fraction of a hand hidden by
    the other (``occlusion``).
