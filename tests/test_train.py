@@ -249,6 +249,17 @@ def test_demo_says_whether_the_fine_tune_changed_the_error():
     noise = rng.normal(0, 1.0, size=200)
     assert "improved" in mpjpe_change(res(base), res(base - 3 + noise), 160, 1000)
     assert "worse" in mpjpe_change(res(base), res(base + 3 + noise), 160, 1000)
-    same = mpjpe_change(res(base), res(base + noise - noise.mean()), 160, 1000)
+    same = mpjpe_change(res(base), res(base + noise - noise.mean()), 160, 1000, "182k image presentations in 5 legs")
     assert "no change beyond the noise" in same and "160 steps" in same and "1000 images" in same
+    assert "(182k image presentations in 5 legs, docs/results.md)" in same
     assert "0.00 mm +- 0.07" in same  # mean of the paired difference, its standard error: 1 / sqrt(200)
+
+
+def test_demo_reads_the_models_training_from_its_checkpoint():
+    from h2t_lib.demo import prior_training
+
+    legs = ["leg 0", "leg 1", "leg 2"]
+    assert prior_training({"legs": legs, "presentations": 182400}) == "182k image presentations in 3 legs"
+    assert prior_training({"presentations": 3200}) == "3k image presentations"
+    assert prior_training({"legs": legs}) == "3 training legs"
+    assert prior_training({}) == "its own training"
