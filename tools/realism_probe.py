@@ -134,11 +134,13 @@ def main(argv=None):
     if argv[:1] == ["factors"]:
         import json
 
+        from h2t_lib.data import synth
+
         ap = argparse.ArgumentParser(description="found rate by image factors of a realism report")
         ap.add_argument("report")
         ap.add_argument("--seed", type=int, required=True)
         ap.add_argument("--interacting-frac", type=float, required=True)
-        ap.add_argument("--style", default="v1")
+        ap.add_argument("--style", default=synth.DEFAULT_STYLE, choices=synth.STYLES)
         ap.add_argument("--size", type=int, default=256)
         ap.add_argument("--split", default="test")
         a = ap.parse_args(argv[1:])
