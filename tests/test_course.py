@@ -14,7 +14,6 @@ def test_first_use_renders_without_output(tmp_path, monkeypatch, capfd):
     assert capfd.readouterr() == ("", "")
 
 
-
 def test_a_split_in_another_look_is_rendered_again(tmp_path):
     import json
 
