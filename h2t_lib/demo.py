@@ -8,9 +8,9 @@
 4. Fine-tune it for a few minutes on the demo's training split (a new sample of the same
    distribution), learning rate warmed up from zero; the log and the loss curve land in
    ``runs/demo_finetune``. The shipped model's own training curve (stored in the checkpoint)
-   is printed and plotted too: its loss falls from about 173 to -256 over 1000 steps; the
-   fine-tune continues from that plateau, so its loss moves little and the demo says whether
-   the change exceeds the step-to-step noise.
+   is printed and plotted too (its last leg's: docs/results.md lists every leg); the fine-tune
+   continues from where that ended, so its loss moves little and the demo says whether the
+   change exceeds the step-to-step noise.
 5. Evaluate again and print both tables.
 
 Under 15 minutes on a 2-core CPU; ``H2T_FAST=1`` shrinks every step to seconds.
@@ -97,22 +97,23 @@ def _loss_trend(history: dict) -> str:
             f"{verdict} (change {diff:+.2f} +- {noise:.2f})")
 
 
-def prior_training(extra: dict) -> str:
+def prior_training(extra: dict) -> str | None:
     """How much the loaded model was trained, in words, from what its checkpoint records: its image
-    presentations (``presentations``, ours, written when it was shipped) and its ``legs``."""
+    presentations (``presentations``, ours, written when it was shipped) and its ``legs``; None when
+    it records neither (e.g. the short run the demo trains without a shipped model)."""
     legs = extra.get("legs") or []
     n = extra.get("presentations")
     if n:
         return f"{n / 1000:.0f}k image presentations" + (f" in {len(legs)} legs" if len(legs) > 1 else "")
-    return f"{len(legs)} training legs" if len(legs) > 1 else "its own training"
+    return f"{len(legs)} training legs" if len(legs) > 1 else None
 
 
-def mpjpe_change(before: dict, after: dict, steps: int, num_train: int, prior: str = "its own training") -> str:
+def mpjpe_change(before: dict, after: dict, steps: int, num_train: int, prior: str | None = None) -> str:
     """One sentence: did the final stage's error change beyond the noise, and if not, why not.
 
     before / after: :func:`h2t_lib.evaluate.evaluate` results on the same test samples. The noise is the
     standard error of the paired per-sample difference (mm); "improved" needs a fall of 2 of them.
-    prior: how much the starting model was trained (:func:`prior_training`).
+    prior: how much the starting model was trained (:func:`prior_training`); None: not known.
     """
     b = np.asarray(before["per_sample"]["error"][before["num_stages"] - 1], dtype=float)
     a = np.asarray(after["per_sample"]["error"][after["num_stages"] - 1], dtype=float)
@@ -124,8 +125,8 @@ def mpjpe_change(before: dict, after: dict, steps: int, num_train: int, prior: s
     head = f"change {diff:+.2f} mm +- {se:.2f} (standard error over {d.size} test samples, paired): "
     if diff < -2 * se:
         return head + "the fine-tuning improved the final stage."
-    why = (f"{steps} steps of a small learning rate on {num_train} images of the same renderer are little next to "
-           f"the shipped model's own training ({prior}, docs/results.md); "
+    own = f"the shipped model's own training ({prior}, docs/results.md)" if prior else "the starting model's own training"
+    why = (f"{steps} steps of a small learning rate on {num_train} images of the same renderer are little next to {own}; "
            "the demo shows the loop running, a longer run (python -m h2t_lib train --init ... --epochs N) is what moves "
            "the numbers.")
     if diff > 2 * se:

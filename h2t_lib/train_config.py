@@ -128,10 +128,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """The config a run stored (``to_dict``). A field it lacks takes today's default, except the
+        look of a run rendering on the fly saved before the look was a field: "v1", what it trained on."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown TrainConfig fields {unknown}; known fields are {sorted(known)}")
+        if d.get("train_data") == "render" and "render_style" not in d:
+            d = {**d, "render_style": "v1"}
         return cls(**d)
 
     # ------------------------------------------------------------------ derived

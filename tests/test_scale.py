@@ -199,3 +199,13 @@ def test_time_budget_stops_with_a_checkpoint_and_a_validation(interhand_dir, tmp
     assert json.loads((tmp_path / "log.json").read_text())["stopped"] == stopped
     with pytest.raises(ValueError, match="time-budget"):
         train(cfg, interhand_dir, tmp_path / "x", device="cpu", progress=False, time_budget=0)
+
+
+def test_a_render_run_saved_before_the_look_was_a_field_resumes_in_v1():
+    old = TrainConfig.preset("tiny", train_data="render").to_dict()
+    del old["render_style"]                                   # a run's stored config from before the field
+    assert TrainConfig.from_dict(old).render_style == "v1"    # what it was trained on
+    assert TrainConfig.from_dict(TrainConfig.preset("tiny", train_data="render").to_dict()).render_style == "v2"
+    folder = TrainConfig.preset("tiny").to_dict()
+    del folder["render_style"]                                # a folder run: the field is unused, today's default
+    assert TrainConfig.from_dict(folder).render_style == "v2"

@@ -262,4 +262,10 @@ def test_demo_reads_the_models_training_from_its_checkpoint():
     assert prior_training({"legs": legs, "presentations": 182400}) == "182k image presentations in 3 legs"
     assert prior_training({"presentations": 3200}) == "3k image presentations"
     assert prior_training({"legs": legs}) == "3 training legs"
-    assert prior_training({}) == "its own training"
+    assert prior_training({}) is None
+    from h2t_lib.demo import mpjpe_change
+
+    res = {"num_stages": 1, "per_sample": {"error": [[50.0, 60.0, 70.0]]}}
+    assert "shipped model's own training (3k image presentations, docs/results.md); " in mpjpe_change(
+        res, res, 160, 1000, "3k image presentations")
+    assert "little next to the starting model's own training; " in mpjpe_change(res, res, 160, 1000)

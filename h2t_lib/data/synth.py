@@ -923,7 +923,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--bench", action="store_true",
                         help="print images/second at 128 and 256 px (1 process; with --workers N also N processes) "
                              "and write docs/synth_speed.json")
-    parser.add_argument("--bench-json", default=None, help="where --bench writes its json (default docs/synth_speed.json)")
+    parser.add_argument("--bench-json", default=None,
+                        help="where --bench writes its json (default docs/synth_speed.json for the default look, "
+                             "docs/synth_speed_<style>.json for another)")
     parser.add_argument("--grid", default=None, metavar="PNG",
                         help="instead of a dataset, save a 4x4 grid of examples (--size, --seed) to this image")
 
@@ -944,7 +946,8 @@ def run(args) -> int:
                 print(f"synth {size:>3} px: {r['workers_images_per_s']:6.1f} img/s with JPEG encoding, {args.workers} processes")
         if res.get("load_average"):
             print(f"load average {res['load_average'][0]:.2f} on {res['cpu_count']} cores (a busy machine slows the wall-clock rate)")
-        path = Path(args.bench_json) if args.bench_json else Path(__file__).resolve().parents[2] / "docs" / "synth_speed.json"
+        name = "synth_speed.json" if args.style == DEFAULT_STYLE else f"synth_speed_{args.style}.json"
+        path = Path(args.bench_json) if args.bench_json else Path(__file__).resolve().parents[2] / "docs" / name
         atomic_write_json(path, res)
         print(f"wrote {path}")
         return 0
