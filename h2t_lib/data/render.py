@@ -225,6 +225,12 @@ V2_VOLUMES = 1.3
 COLOUR_CAST = 0.3
 
 
+def damped_cast(gain):
+    """What a camera's white balance leaves of a colour cast: per-channel gains (3,) about 1 ->
+    ``1 + COLOUR_CAST (gain - 1)`` (style "v2": the light's colour and the camera's gains)."""
+    return 1.0 + COLOUR_CAST * (np.asarray(gain) - 1.0)
+
+
 def palm_radius(radii, style: str = "v1") -> float:
     """Half thickness of the palm slab (mm), from the finger base radii (times :data:`V2_THICKNESS` in style "v2")."""
     r = float(1.1 * np.asarray(radii)[1:, 1].mean())
@@ -922,7 +928,7 @@ def shade_skin(raster: Raster, prims: Primitives, app: Appearance, look: SkinLoo
         colour    = albedo * light' * (ambient * (1 - ao * occ) + (1 - ambient) * diffuse + fill)
                     + specular * (n.h)^shininess * (1 - ao * occ)
 
-    with occ from :func:`crevice_occlusion` and light' = 1 + :data:`COLOUR_CAST` (light colour - 1).
+    with occ from :func:`crevice_occlusion` and light' = :func:`damped_cast` (light colour).
     """
     H, W = raster.depth.shape
     img, idx = _canvas(raster, background)
@@ -950,8 +956,7 @@ def shade_skin(raster: Raster, prims: Primitives, app: Appearance, look: SkinLoo
     spec = _specular(n, L, view, look.specular, look.shininess) * (1.0 - occ)
     fill = f32(0.1) * np.clip(_dot(n, view), 0.0, 1.0)
     light = f32(app.ambient) * (1.0 - occ)[:, None] + f32(1 - app.ambient) * diff + fill[:, None]
-    cast = 1.0 + COLOUR_CAST * (np.asarray(app.light_color) - 1.0)  # the light's colour, mostly balanced out
-    col = albedo * cast.astype(f32) * light
+    col = albedo * damped_cast(app.light_color).astype(f32) * light
     img[idx] = np.clip(col + spec[:, None], 0.0, 1.0)
     return img.reshape(H, W, 3)
 

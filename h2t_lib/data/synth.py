@@ -639,7 +639,7 @@ def camera_effects(image, rng: np.random.Generator) -> np.ndarray:
     f32 = np.float32
     size = image.shape[0]
     gain, gamma = rng.uniform(0.92, 1.08, size=3), rng.uniform(0.85, 1.15)
-    gain = 1.0 + rd.COLOUR_CAST * (gain - 1.0)  # what auto white balance leaves of a colour cast
+    gain = rd.damped_cast(gain)  # what auto white balance leaves of a colour cast
     levels = np.arange(256) / 255.0
     lut = np.concatenate([np.clip(levels * g, 0.0, 1.0) ** gamma for g in gain]) * 255 + 0.5  # (768,) per channel
     levels8 = np.clip(image, 0.0, 1.0)  # (S, S, 3) float32 -> 8 bits, in place on the copy
