@@ -54,3 +54,25 @@ def test_an_unknown_variant_is_one_line_and_exit_2(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         "realism_variants: unknown variant 'shiny'; see the module docstring"]
     assert not (tmp_path / "x").exists()
+
+
+def test_bgpatterns_puts_the_same_hands_in_front_of_v1_backgrounds(tmp_path):
+    from h2t_lib.camera import cam_to_pixel
+    from h2t_lib.data.interhand import InterHand26M
+    from h2t_lib.skeleton import FINGER_CHAINS, HAND_SLICE
+
+    args = ["--seed", "3", "--num", "3", "--size", "64", "--interacting-frac", "0"]
+    subprocess.run([sys.executable, str(TOOL), "bgpatterns", str(tmp_path / "v"), *args], check=True,
+                   capture_output=True, cwd=ROOT)
+    _load().main(["base", str(tmp_path / "b"), *args])
+    ds_v, ds_b = InterHand26M(tmp_path / "v", "test"), InterHand26M(tmp_path / "b", "test")
+    background_moved = []
+    for i in range(len(ds_b)):
+        v, b = (np.asarray(Image.open(d.image_path(i))).astype(int) for d in (ds_v, ds_b))
+        hand = [h for h in HAND_SLICE if ds_b.joint_valid(i)[HAND_SLICE[h]].all()][0]
+        uv = cam_to_pixel(ds_b.joints_cam(i), *ds_b.camera(i))[HAND_SLICE[hand]][FINGER_CHAINS["middle"][1]]
+        x, y = np.round(uv).astype(int)  # the middle finger's knuckle: on the palm, the hand's pixels
+        assert np.abs(v[y - 1:y + 2, x - 1:x + 2] - b[y - 1:y + 2, x - 1:x + 2]).mean() < 6
+        background_moved.append(np.abs(v - b).mean())
+    assert min(background_moved) > 3  # the rest of the image is another background
+    assert _joints(tmp_path / "v") == _joints(tmp_path / "b")

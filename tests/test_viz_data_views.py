@@ -7,6 +7,7 @@ import torch
 
 from h2t_lib import camera, course, skeleton as sk, viz
 from h2t_lib.data import hand_model as hm
+from h2t_lib.data import render as rd
 from h2t_lib.data import synth
 from h2t_lib.data.transforms import AugmentConfig, AugmentParams, sample_augment
 
@@ -155,7 +156,10 @@ def test_render_posed_pair_style_v2_is_the_same_scene_with_another_skin():
     assert np.array_equal(jc1, jc2)
     hand1, hand2 = info1["layer"] >= 0, info2["layer"] >= 0
     assert not (hand1 & ~hand2).any() and hand2.sum() > hand1.sum()  # the smooth skin covers the capsules and more
-    assert np.array_equal(img1[~hand2], img2[~hand2])  # the same background
+    for img, style in ((img1, "v1"), (img2, "v2")):  # each look's background (v2's without regular patterns)
+        rng = np.random.default_rng([1, 1])
+        rd.sample_appearance(rng)
+        assert np.array_equal(img[~hand2], rd.random_background(rng, SIZE, style=style)[~hand2])
     assert np.abs(img1[hand1] - img2[hand1]).mean() > 0.02  # another shading
     with pytest.raises(ValueError, match="'v9'"):
         viz.render_posed_pair(seed=1, size=SIZE, style="v9")

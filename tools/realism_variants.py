@@ -1,4 +1,4 @@
-"""What-if renders for the realism report (docs/realism.md, round 5): style "v2" with one or more
+"""What-if renders for the realism report (docs/realism.md, rounds 5 and 6): style "v2" with one or more
 changes patched into the renderer of this checkout, written as a test split like ``synth --style v2``::
 
     python tools/realism_variants.py VARIANT[+VARIANT...] OUT --seed 5001 [--interacting-frac 0] [--num 300] [--size 256]
@@ -20,7 +20,14 @@ random draws (marked). Variants (k a number):
     tintK             light colour and camera white balance gains K x as far from grey
     noshadow          no shadow of the hands on the background
     bggray            a uniform grey background (a diagnostic)
-    bgnopat           backgrounds without stripes and checker boards (noise and blobs instead)
+    bgnopat           backgrounds without stripes and checker boards (noise and blobs instead); NOT paired:
+                      the other layers draw other numbers, and every later draw of the sample (shadow,
+                      skin look, camera effects) moves with them
+    bgplain           bgnopat paired: the background drawn as usual (so every later draw is the same),
+                      the image gets a pattern-free twin drawn from a copy of the generator
+                      (round 6 adopted it: since then v2 has no patterns and these two change nothing)
+    bgpatterns        paired, the other way: v2 in front of v1's backgrounds (stripes and checkers, half
+                      size), drawn from a copy of the generator; v2's own background is drawn and dropped
     ss2               2 x 2 supersampling of the hand render (a diagnostic of anti-aliasing)
     volK              the soft palm volumes (thenar, hypothenar, pads, knuckles) K x as thick
     webK              skin webs between the proximal phalanges, K along them from the knuckles
@@ -31,6 +38,7 @@ random draws (marked). Variants (k a number):
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import sys
 
@@ -104,7 +112,7 @@ def apply(variant: str) -> None:
         rd.cast_shadow = lambda img, mask, offset, strength, blur: f_sh(img, mask, offset, 0.0, blur)
     elif name == "bggray":
         f_bg = rd.random_background
-        rd.random_background = lambda rng, size, skin=None: f_bg(rng, size, skin) * 0 + np.float32(0.5)
+        rd.random_background = lambda rng, size, skin=None, style="v1": f_bg(rng, size, skin, style) * 0 + np.float32(0.5)
     elif name == "bgnopat":
         f_bg2 = rd.random_background
 
@@ -120,7 +128,36 @@ def apply(variant: str) -> None:
 
             def __getattr__(self, attr):
                 return getattr(self.rng, attr)
-        rd.random_background = lambda rng, size, skin=None: f_bg2(NoPatterns(rng), size, skin)
+        rd.random_background = lambda rng, size, skin=None, style="v1": f_bg2(NoPatterns(rng), size, skin, style)
+    elif name == "bgplain":
+        f_bg3 = rd.random_background
+
+        def plain(rng, size, skin=None, style="v1"):  # draw as usual (the later draws stay the same), keep a pattern-free twin
+            twin = f_bg3(NoPatternsP(copy.deepcopy(rng)), size, skin, style)
+            f_bg3(rng, size, skin, style)
+            return twin
+
+        class NoPatternsP:
+            def __init__(self, rng):
+                self.rng = rng
+
+            def choice(self, a, *args, **kw):
+                out = self.rng.choice(a, *args, **kw)
+                if isinstance(a, list) and "checker" in a:
+                    out = np.array([{"stripes": "noise", "checker": "blobs"}.get(x, x) for x in out])
+                return out
+
+            def __getattr__(self, attr):
+                return getattr(self.rng, attr)
+        rd.random_background = plain
+    elif name == "bgpatterns":
+        f_bg4 = rd.random_background
+
+        def with_v1_background(rng, size, skin=None, style="v1"):
+            twin = f_bg4(copy.deepcopy(rng), size, skin, style="v1")
+            f_bg4(rng, size, skin, style=style)
+            return twin
+        rd.random_background = with_v1_background
     elif name == "ss" and k == 2:
         f_scene = synth.render_scene
 

@@ -992,15 +992,24 @@ def _mix(c0, c1, w):
     return out
 
 
-def random_background(rng: np.random.Generator, size: int, skin=None) -> np.ndarray:
+#: style "v2"'s background layers in place of the regular patterns (:func:`random_background`)
+PATTERN_STANDINS = {"stripes": "noise", "checker": "blobs"}
+
+
+def random_background(rng: np.random.Generator, size: int, skin=None, style: str = "v1") -> np.ndarray:
     """A random textured background (size, size, 3) float32 in [0, 1].
 
     A gradient, then one to three of: multi-octave value noise, stripes, a checker
     board, random blobs; sometimes a skin-coloured blob (a distractor, as faces and
-    arms are in real images) when ``skin`` (3,) is given. Drawn at half the size (at most
-    128 px) and upsampled: backgrounds are out of focus anyway, and it keeps rendering fast.
+    arms are in real images) when ``skin`` (3,) is given. Drawn at half the size (at least 32,
+    at most 128 px) and upsampled: backgrounds are out of focus anyway, and it keeps rendering fast.
+    ``style`` "v2": the same choice of layers, but stripes are painted as noise and checker boards as
+    blobs (:data:`PATTERN_STANDINS`; MediaPipe finds more of the same hands in front of them,
+    docs/realism.md round 6), drawn at a quarter of the size (at least 32 px; the stand-ins cost more
+    than the patterns).
     """
-    S = int(min(max(size // 2, 32), 128, size))
+    S = int(min(max(size // (4 if style == "v2" else 2), 32), 128, size))
+    patterns = style != "v2"
     yy, xx = _unit_grid(S)
     ang = rng.uniform(0, 2 * np.pi)
     g = np.float32(np.cos(ang)) * xx + np.float32(np.sin(ang)) * yy
@@ -1008,6 +1017,7 @@ def random_background(rng: np.random.Generator, size: int, skin=None) -> np.ndar
     c0, c1 = _random_color(rng), _random_color(rng)
     img = _mix(c0, c1, g)
     for kind in rng.choice(["noise", "stripes", "checker", "blobs"], size=rng.integers(1, 4), replace=False):
+        kind = kind if patterns else PATTERN_STANDINS.get(kind, kind)
         alpha = np.float32(rng.uniform(0.3, 1.0))
         if kind == "noise":
             layer = 0.6 * _value_noise(rng, S, int(rng.integers(3, 7))) + 0.4 * _value_noise(rng, S, int(rng.integers(10, 24)))

@@ -558,7 +558,7 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     focal, princpt = rig.focal[cam], rig.princpt[cam]
     scene, _ = sample_scene(rng, hand_type, focal, princpt, size, occlusion, interaction)
     app = rd.sample_appearance(rng)
-    background = rd.random_background(rng, size, skin=app.skin[0])
+    background = rd.random_background(rng, size, skin=app.skin[0], style=style)
 
     # annotations go through the world frame exactly as a reader will do it
     cam_scene, dorsal = scene.kinematics()

@@ -313,7 +313,7 @@ def render_posed_pair(flex=0.0, gap_mm: float = 30.0, seed: int = 0, size: int =
     scene = posed_pair_scene(flex, gap_mm, seed)
     rng = np.random.default_rng([int(seed), 1])
     app = rd.sample_appearance(rng)
-    background = rd.random_background(rng, size, skin=None)
+    background = rd.random_background(rng, size, skin=None, style=style)
     focal, princpt = pair_camera(size)
     out = render_scene(scene, focal, princpt, size, app, background, look=sample_look(rng, scene, size, style))
     joints_cam = scene.joints()
