@@ -61,12 +61,14 @@ def ensure_split(data_dir: Path, split: str, num: int, size: int, seed: int, pro
                  style: str | None = None) -> bool:
     """Render one split unless a complete one with the same parameters is there. True if rendered.
 
-    style: the renderer's look (None: ``synth.DEFAULT_STYLE``); a split rendered in another look, or
-    before the look was recorded (the first look, v1), is rendered again."""
+    style: the renderer's look (None: ``synth.DEFAULT_STYLE``); a split rendered in another look or an
+    earlier revision of it (``synth.LOOK_REVISION``), or before the look was recorded (the first look,
+    v1), is rendered again."""
     from .data import synth
 
     style = style or synth.DEFAULT_STYLE
-    want = {"split": split, "num": num, "size": size, "seed": seed, "style": style}
+    want = {"split": split, "num": num, "size": size, "seed": seed, "style": style,
+            "revision": synth.LOOK_REVISION[style]}
     marker = _marker(data_dir, split)
     ann = data_dir / "annotations" / "all" / f"InterHand2.6M_{split}_data.json"
     if marker.exists() and ann.exists():

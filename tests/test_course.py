@@ -33,3 +33,11 @@ def test_a_split_in_another_look_is_rendered_again(tmp_path):
     del marker["style"]                                               # a split rendered before the look was recorded
     _marker(tmp_path, "test").write_text(json.dumps(marker))
     assert ensure_split(tmp_path, "test", **kw) and jpegs() == v2     # rendered again, in the default look
+    marker = json.loads(_marker(tmp_path, "test").read_text())
+    assert marker["revision"] == synth.LOOK_REVISION["v2"] == 2
+    marker["revision"] = 1                                            # the v2 before round 6 (its backgrounds)
+    _marker(tmp_path, "test").write_text(json.dumps(marker))
+    for f in (tmp_path / "images" / "test").rglob("*.jpg"):
+        f.write_bytes(b"stale")
+    assert ensure_split(tmp_path, "test", **kw) and jpegs() == v2     # rendered again
+    assert not ensure_split(tmp_path, "test", **kw)

@@ -62,6 +62,10 @@ _SMOOTH = ImageFilter.Kernel((3, 3), [1, 2, 1, 2, 4, 2, 1, 2, 1], 16)  # binomia
 STYLES = ("v1", "v2")
 #: the look every entry point renders unless told otherwise (synth --style, SynthStream, TrainConfig.render_style)
 DEFAULT_STYLE = "v2"
+#: the revision of each look's pixels, recorded by the course's and the demo's data markers (a folder
+#: rendered by an earlier revision is rendered again): v2's 2 is round 6 of docs/realism.md, backgrounds
+#: without stripes and checker boards
+LOOK_REVISION = {"v1": 1, "v2": 2}
 
 
 # --------------------------------------------------------------------------- #
