@@ -9,8 +9,9 @@ Real InterHand2.6M images cannot be had here, so h2t renders its own. A sample i
    so the annotations go through ``cam = R (world - campos)`` like the real data);
 3. ray-cast over a random textured background (:mod:`h2t_lib.data.render`) in one of two looks
    (:data:`STYLES`): "v2", the default, a smooth skin over capsules, palm slabs and palm pads,
-   skin-shaded, through a camera (blur, noise, JPEG); "v1", the first look, shaded capsules and
-   palm slabs with mild blur and noise;
+   skin-shaded, through a camera (blur, noise, JPEG), in front of noise, blobs and gradients; "v1",
+   the first look, shaded capsules and palm slabs with mild blur and noise, whose backgrounds also
+   have stripes and checker boards;
 4. annotated with the 42 joints (world, camera, pixel), validity, per-joint
    visibility from the renderer's depth test and the fraction of a hand hidden by
    the other (``occlusion``).
@@ -57,8 +58,9 @@ _RIG_SEED = 20240601
 _OCC_RES = 40  # resolution of the quick renders that steer the occlusion level
 _SMOOTH = ImageFilter.Kernel((3, 3), [1, 2, 1, 2, 4, 2, 1, 2, 1], 16)  # binomial blur
 #: the renderer's looks: "v1" capsules and slabs (the first look: the shipped model's first 144k
-#: presentations), "v2" a smooth skin with palm volumes, skin shading and camera effects (issue 13,
-#: docs/realism.md: MediaPipe Hands finds about twice as many of its hands)
+#: presentations), "v2" a smooth skin with palm volumes, skin shading, camera effects and backgrounds
+#: without stripes and checker boards (issue 13, docs/realism.md: MediaPipe Hands finds about twice as
+#: many of its hands)
 STYLES = ("v1", "v2")
 #: the look every entry point renders unless told otherwise (synth --style, SynthStream, TrainConfig.render_style)
 DEFAULT_STYLE = "v2"
