@@ -223,8 +223,10 @@ def measure_mhsa_flops(num_tokens: int, dim: int, num_heads: int, ffn_dim: int, 
 
 
 def time_mhsa(num_tokens: int, dim: int, num_heads: int, ffn_dim: int, batch: int = 32,
-              min_run_time: float = 0.2) -> float:
-    """Median seconds of one forward of one MHSA layer on (batch, T, d), by ``torch.utils.benchmark``."""
+              min_run_time: float = 0.2, num_threads: int = 1) -> float:
+    """Median seconds of one forward of one MHSA layer on (batch, T, d), by ``torch.utils.benchmark``,
+    on ``num_threads`` threads (one by default: on a shared machine a busy core stalls every
+    multi-threaded run, and the curve against T is lost in that noise)."""
     import logging
 
     import torch
@@ -240,7 +242,7 @@ def time_mhsa(num_tokens: int, dim: int, num_heads: int, ffn_dim: int, batch: in
     layer = _mhsa_layer(dim, num_heads, ffn_dim)
     x = torch.randn(batch, num_tokens, dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        timer = benchmark.Timer(stmt="layer(x)", globals={"layer": layer, "x": x}, num_threads=torch.get_num_threads())
+        timer = benchmark.Timer(stmt="layer(x)", globals={"layer": layer, "x": x}, num_threads=num_threads)
         return float(timer.blocked_autorange(min_run_time=min_run_time).median)
 
 
