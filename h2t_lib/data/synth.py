@@ -539,9 +539,10 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     random single hand). occlusion: "low" | "medium" | "high" | "any" (two-hand samples).
     rig / camera: the camera rig (default ``camera_rig(size)``) and camera index (default random).
     interaction: force one kind of two-hand interaction (see :data:`INTERACTIONS`).
-    style: "v2" (:data:`DEFAULT_STYLE`) or "v1" (:data:`STYLES`); both draw the same scene, appearance,
-    background and shadow from a seed (v2 draws its extras after them), so a seed gives the same
-    poses and views in both looks.
+    style: "v2" (:data:`DEFAULT_STYLE`) or "v1" (:data:`STYLES`); both draw the same scene and
+    appearance from a seed, so a seed gives the same poses, views and skin tones in both looks (their
+    backgrounds differ: v1's have stripes and checker boards, see :func:`render.random_background`;
+    and so does everything drawn after the background).
 
     Returns a dict: image (S, S, 3) uint8; joints_world, joints_cam (42, 3) mm; joints_img
     (42, 2) px; joint_valid, joint_vis (42,) float32 0/1; hand_type; interaction; camera
