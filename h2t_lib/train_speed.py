@@ -75,14 +75,17 @@ def measure(train_cfg, data_dir, threads: int, steps: int, workers: int, render:
         loss.backward()
         opt.step()
 
-    def data_step(it=[]):
-        if not it:
-            it.append(iter(loader))
+    batches = None  # the loader's iterator, made on first use and again at the end of an epoch
+
+    def data_step():
+        nonlocal batches
+        if batches is None:
+            batches = iter(loader)
         try:
-            return next(it[0])
+            return next(batches)
         except StopIteration:
-            it[0] = iter(loader)
-            return next(it[0])
+            batches = iter(loader)
+            return next(batches)
 
     res = {"threads": threads, "batch": B, "image_size": S, "workers": workers, "render": bool(render),
            "backbone": _rate(backbone_step, B, steps), "model_step": _rate(model_step, B, steps),
