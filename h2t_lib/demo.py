@@ -67,6 +67,8 @@ def ensure_split(data_dir: Path, split: str, num: int, size: int, seed: int, pro
     from .data import synth
 
     style = style or synth.DEFAULT_STYLE
+    if style not in synth.STYLES:
+        raise ValueError(f"style must be one of {synth.STYLES}, got {style!r}")
     want = {"split": split, "num": num, "size": size, "seed": seed, "style": style,
             "revision": synth.LOOK_REVISION[style]}
     marker = _marker(data_dir, split)

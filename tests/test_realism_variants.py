@@ -1,4 +1,4 @@
-"""tools/realism_variants.py: what-if renders of style v2 for the realism report (docs/realism.md, round 5)."""
+"""tools/realism_variants.py: what-if renders of style v2 for the realism report (docs/realism.md, rounds 5 and 6)."""
 import importlib.util
 import json
 import subprocess

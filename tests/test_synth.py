@@ -404,8 +404,8 @@ def test_benchmark_reports_the_worker_pool_rate():
 # --------------------------------------------------------------------------- #
 #: sha256 over image, joint_vis and occlusion of samples (5, "test", 0..5) at 64 and 128 px of each look:
 #: v1's taken before style v2 was added (the look of the shipped model's first 144k presentations), v2's
-#: at round 6 of docs/realism.md (backgrounds without stripes and checker boards; the look of the shipped
-#: model's last leg, docs/results.md; the v2 of the switch hashed to 58a19ea1...)
+#: at round 6 of docs/realism.md (backgrounds without stripes and checker boards; the v2 of the switch,
+#: the look of the shipped model's leg 4, hashed to 58a19ea1...)
 LOOK_SHA256 = {"v1": "e6a8a6ec8ed256cdee0af599b144cb0e3eaadf79bd959995f235339b2f54c7b7",
                "v2": "eeb1ce4e59469f6ac5ecdf0620ad3146f7cb33a8416fc955fa13d8572e9d13c1"}
 #: :func:`_float_platform` of the machines where each hash was taken or reproduced (2026-12-01)
@@ -471,6 +471,8 @@ def test_v2_backgrounds_paint_stripes_as_noise_and_checkers_as_blobs():
     # v1 is drawn at half the size, v2 at a quarter (at least 32 px): a 64 px v2 background is v1's
     assert np.array_equal(bg(["noise"], "v2", 64), bg(["noise"], "v1", 64))
     assert not np.array_equal(bg(["noise"], "v2"), bg(["noise"], "v1"))
+    with pytest.raises(ValueError, match="'v3'"):
+        rd.random_background(np.random.default_rng(0), 64, style="v3")
 
 
 def test_every_entry_point_renders_the_default_look_by_default():
@@ -495,7 +497,7 @@ def test_v2_is_deterministic_and_draws_the_same_scenes(rig):
         b = synth.render_sample(seed, SIZE, rig=rig, style="v2")
         v1 = synth.render_sample(seed, SIZE, rig=rig, style="v1")
         assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["joint_vis"], b["joint_vis"])
-        # the same poses, views and camera as v1 (v2 draws its extras after v1's), another look
+        # the same poses, views and camera as v1 (the looks share the scene draws), another look
         assert np.array_equal(a["joints_world"], v1["joints_world"]) and a["camera"] == v1["camera"]
         assert a["hand_type"] == v1["hand_type"] and a["interaction"] == v1["interaction"]
         assert not np.array_equal(a["image"], v1["image"])

@@ -16,10 +16,11 @@ Ablations of the renderer's style "v2": render a dataset with style v2 less some
 shading: v1-like light (no wrap / subsurface tint, creases, flush, mottling, crevice occlusion);
 camera: v1's mild blur and noise instead of :func:`synth.camera_effects`; blend: the hard union
 of the v2 primitives (:func:`render.rasterize`) instead of the smooth one. The scenes are those
-of ``synth --style v1/v2`` with the same seed (v2 draws its extras after everything of v1).
+of ``synth --style v1/v2`` with the same seed (the looks share the scene and appearance draws; since
+round 6 of docs/realism.md their backgrounds, and every draw after them, differ).
 
 Image factors against MediaPipe's findings: re-render the samples of a report (they depend only on
-seed, split and index) and print the found rate by thirds of each hand's mean luminance, its share of
+seed, split, index and the look's revision, ``synth.LOOK_REVISION``) and print the found rate by thirds of each hand's mean luminance, its share of
 the image, the colour distance between the hand and the background, and the background's texture::
 
     python tools/realism_probe.py factors REPORT_JSON --seed 777 --interacting-frac 0 --style v2 [--size 256]

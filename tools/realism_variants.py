@@ -45,6 +45,25 @@ import sys
 import numpy as np
 
 
+class _NoPatterns:
+    """A generator whose choice of background layers paints stripes as noise and checker boards as
+    blobs (``render.PATTERN_STANDINS``); every other draw passes through."""
+
+    def __init__(self, rng):
+        self.rng = rng
+
+    def choice(self, a, *args, **kw):
+        from h2t_lib.data.render import PATTERN_STANDINS
+
+        out = self.rng.choice(a, *args, **kw)
+        if isinstance(a, list) and "checker" in a:
+            out = np.array([PATTERN_STANDINS.get(x, x) for x in out])
+        return out
+
+    def __getattr__(self, attr):
+        return getattr(self.rng, attr)
+
+
 def apply(variant: str) -> None:
     """Patch one named variant (see the module docstring) into the renderer; ValueError if unknown."""
     from h2t_lib.data import hand_model as hm
@@ -115,40 +134,14 @@ def apply(variant: str) -> None:
         rd.random_background = lambda rng, size, skin=None, style="v1": f_bg(rng, size, skin, style) * 0 + np.float32(0.5)
     elif name == "bgnopat":
         f_bg2 = rd.random_background
-
-        class NoPatterns:  # the background's layer kinds: stripes -> noise, checker -> blobs
-            def __init__(self, rng):
-                self.rng = rng
-
-            def choice(self, a, *args, **kw):
-                out = self.rng.choice(a, *args, **kw)
-                if isinstance(a, list) and "checker" in a:
-                    out = np.array([{"stripes": "noise", "checker": "blobs"}.get(x, x) for x in out])
-                return out
-
-            def __getattr__(self, attr):
-                return getattr(self.rng, attr)
-        rd.random_background = lambda rng, size, skin=None, style="v1": f_bg2(NoPatterns(rng), size, skin, style)
+        rd.random_background = lambda rng, size, skin=None, style="v1": f_bg2(_NoPatterns(rng), size, skin, style)
     elif name == "bgplain":
         f_bg3 = rd.random_background
 
         def plain(rng, size, skin=None, style="v1"):  # draw as usual (the later draws stay the same), keep a pattern-free twin
-            twin = f_bg3(NoPatternsP(copy.deepcopy(rng)), size, skin, style)
+            twin = f_bg3(_NoPatterns(copy.deepcopy(rng)), size, skin, style)
             f_bg3(rng, size, skin, style)
             return twin
-
-        class NoPatternsP:
-            def __init__(self, rng):
-                self.rng = rng
-
-            def choice(self, a, *args, **kw):
-                out = self.rng.choice(a, *args, **kw)
-                if isinstance(a, list) and "checker" in a:
-                    out = np.array([{"stripes": "noise", "checker": "blobs"}.get(x, x) for x in out])
-                return out
-
-            def __getattr__(self, attr):
-                return getattr(self.rng, attr)
         rd.random_background = plain
     elif name == "bgpatterns":
         f_bg4 = rd.random_background

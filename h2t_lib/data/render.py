@@ -26,7 +26,8 @@ The renderer is a z-buffer over pixel "fragments":
 That is the first look, style "v1". The default look, "v2" (issue 13, docs/realism.md), adds
 soft palm volumes (:func:`palm_volumes`), a palm and forearm :data:`V2_THICKNESS` as thick,
 blends each layer's primitives into one smooth skin (:func:`rasterize_blended`) and shades it as
-skin (:func:`shade_skin`: wrap light, crevices, creases); :mod:`h2t_lib.data.synth` chooses.
+skin (:func:`shade_skin`: wrap light, crevices, creases), in front of backgrounds without stripes and
+checker boards (:func:`random_background`); :mod:`h2t_lib.data.synth` chooses.
 
 Camera frame and pixel conventions are those of :mod:`h2t_lib.camera` (x right,
 y down, z forward; ``u = X/Z fx + cx``); pixel ``(row i, col j)`` is centred at
@@ -853,8 +854,8 @@ SSS_TINT = np.array([0.22, 0.02, -0.04])
 
 @dataclass
 class SkinLook:
-    """The extra appearance of style "v2" (drawn after everything of style "v1", see
-    :func:`sample_skin_look`). wrap: how far diffuse light wraps round the terminator (0 =
+    """The extra appearance of style "v2" (drawn after the scene, appearance, background and shadow,
+    see :func:`sample_skin_look`). wrap: how far diffuse light wraps round the terminator (0 =
     Lambert; the red channel wraps ``sss`` * :data:`SSS_TINT` further, a subsurface-like tint);
     crease: darkening of the flexion creases at the finger joints (palm side) and wrinkles
     (back); flush: reddening of the knuckles and fingertips; mottle: (h, w) low-frequency
@@ -1005,11 +1006,13 @@ def random_background(rng: np.random.Generator, size: int, skin=None, style: str
     at most 128 px) and upsampled: backgrounds are out of focus anyway, and it keeps rendering fast.
     ``style`` "v2": the same choice of layers, but stripes are painted as noise and checker boards as
     blobs (:data:`PATTERN_STANDINS`; MediaPipe finds more of the same hands in front of them,
-    docs/realism.md round 6), drawn at a quarter of the size (at least 32 px; the stand-ins cost more
-    than the patterns).
+    docs/realism.md round 6), drawn at a quarter of the size (at least 32, at most 128 px; the stand-ins
+    cost more than the patterns). ValueError for another style.
     """
+    if style not in ("v1", "v2"):
+        raise ValueError(f"style must be 'v1' or 'v2', got {style!r}")
     S = int(min(max(size // (4 if style == "v2" else 2), 32), 128, size))
-    patterns = style != "v2"
+    patterns = style == "v1"
     yy, xx = _unit_grid(S)
     ang = rng.uniform(0, 2 * np.pi)
     g = np.float32(np.cos(ang)) * xx + np.float32(np.sin(ang)) * yy
