@@ -66,9 +66,7 @@ def ensure_split(data_dir: Path, split: str, num: int, size: int, seed: int, pro
     v1), is rendered again."""
     from .data import synth
 
-    style = style or synth.DEFAULT_STYLE
-    if style not in synth.STYLES:
-        raise ValueError(f"style must be one of {synth.STYLES}, got {style!r}")
+    style = synth.check_style(style or synth.DEFAULT_STYLE)
     want = {"split": split, "num": num, "size": size, "seed": seed, "style": style,
             "revision": synth.LOOK_REVISION[style]}
     marker = _marker(data_dir, split)

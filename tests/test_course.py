@@ -1,4 +1,6 @@
 """h2t_lib.course: the notebooks' data renders quietly on first use (nbval from a fresh clone)."""
+import pytest
+
 from h2t_lib import course
 
 
@@ -41,3 +43,5 @@ def test_a_split_in_another_look_is_rendered_again(tmp_path):
         f.write_bytes(b"stale")
     assert ensure_split(tmp_path, "test", **kw) and jpegs() == v2     # rendered again
     assert not ensure_split(tmp_path, "test", **kw)
+    with pytest.raises(ValueError, match="'v9'"):
+        ensure_split(tmp_path, "test", style="v9", **kw)

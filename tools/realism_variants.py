@@ -73,6 +73,17 @@ def apply(variant: str) -> None:
     name = variant.rstrip("0123456789.")
     k = float(variant[len(name):]) if variant[len(name):] else None
 
+    def paired_background(twin):
+        """The background drawn as usual (so every later draw of the sample stays the same); the image
+        gets ``twin(random_background, copy of the generator, size, skin, style)`` instead."""
+        f = rd.random_background
+
+        def background(rng, size, skin=None, style="v1"):
+            out = twin(f, copy.deepcopy(rng), size, skin, style)
+            f(rng, size, skin, style)
+            return out
+        rd.random_background = background
+
     def wrap_look(edit):
         f = rd.sample_skin_look
         rd.sample_skin_look = lambda rng, size, finger_radius=8.0: edit(f(rng, size, finger_radius))
@@ -136,21 +147,9 @@ def apply(variant: str) -> None:
         f_bg2 = rd.random_background
         rd.random_background = lambda rng, size, skin=None, style="v1": f_bg2(_NoPatterns(rng), size, skin, style)
     elif name == "bgplain":
-        f_bg3 = rd.random_background
-
-        def plain(rng, size, skin=None, style="v1"):  # draw as usual (the later draws stay the same), keep a pattern-free twin
-            twin = f_bg3(_NoPatterns(copy.deepcopy(rng)), size, skin, style)
-            f_bg3(rng, size, skin, style)
-            return twin
-        rd.random_background = plain
+        paired_background(lambda f, rng, size, skin, style: f(_NoPatterns(rng), size, skin, style))
     elif name == "bgpatterns":
-        f_bg4 = rd.random_background
-
-        def with_v1_background(rng, size, skin=None, style="v1"):
-            twin = f_bg4(copy.deepcopy(rng), size, skin, style="v1")
-            f_bg4(rng, size, skin, style=style)
-            return twin
-        rd.random_background = with_v1_background
+        paired_background(lambda f, rng, size, skin, style: f(rng, size, skin, "v1"))
     elif name == "ss" and k == 2:
         f_scene = synth.render_scene
 

@@ -70,6 +70,13 @@ DEFAULT_STYLE = "v2"
 LOOK_REVISION = {"v1": 1, "v2": 2}
 
 
+def check_style(style: str) -> str:
+    """``style`` itself if it is one of :data:`STYLES`; ValueError naming them otherwise."""
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    return style
+
+
 # --------------------------------------------------------------------------- #
 # Camera rig
 # --------------------------------------------------------------------------- #
@@ -556,8 +563,7 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     size = int(size)
     if occlusion not in OCCLUSION_LEVELS:
         raise ValueError(f"occlusion must be one of {OCCLUSION_LEVELS}, got {occlusion!r}")
-    if style not in STYLES:
-        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    check_style(style)
     rig = camera_rig(size) if rig is None else rig
     if hand_type is None:
         hand_type = "interacting" if rng.uniform() < interacting_frac else ("right" if rng.uniform() < 0.5 else "left")
@@ -624,9 +630,7 @@ def sample_look(rng: np.random.Generator, scene: Scene, size: int, style: str = 
     """The extra appearance of ``style`` (:data:`STYLES`), drawn from ``rng`` after the scene, appearance,
     background and shadow: None for "v1" (draws nothing), a :class:`render.SkinLook` for "v2" (its
     blend radius from the scene's finger radii) for an image of ``size`` px. Raises ValueError for another style."""
-    if style not in STYLES:
-        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
-    if style == "v1":
+    if check_style(style) == "v1":
         return None
     radius = float(np.mean([scene.shapes[h].radii[1:, 1:4].mean() for h in scene.present]))
     return rd.sample_skin_look(rng, size, radius)
