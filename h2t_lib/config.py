@@ -39,6 +39,8 @@ BACKBONE_CHANNELS = {
 LEVEL_STRIDES = (4, 8, 16, 32)
 TOKEN_KINDS = ("hand", "joint")
 ROOT_SOURCES = ("gt", "pred")
+#: where the wrists' crop pixel comes from (ours): the hand tokens (RootHead) or a stride-8 heatmap head
+WRIST_HEADS = ("tokens", "heatmap")
 
 #: the paper's model sizes in millions of parameters (Table 5: hand tokens; Table 6: joint tokens, d = 256)
 PAPER_SIZES_M = {
@@ -85,8 +87,13 @@ class ModelConfig:
     use_pqe: bool = True  # False: coarse prediction only (N is then effectively 1)
     use_kgff: bool = True  # False: PQE queries come from f_i instead of keypoint-guided features
     detach_between_stages: bool = True  # stage i sees p^(i-1) without its gradient (as Poseur)
-    refine_residual: bool = False  # True: stage i predicts p^(i-1) + delta (the paper: p^(i) directly)
+    refine_residual: bool = False  # True: stage i predicts p^(i-1) + delta (the paper: p^(i) directly), the delta
+    #                                starting near zero (a refiner that starts as the identity)
     root_source: str = "gt"  # what KGFF projects with when root_cam is given: "gt" (it) or "pred"
+    # --- our wrist head (not in the paper, which projects with the ground-truth root)
+    wrist_head: str = "tokens"  # the wrists' crop pixel from "tokens" (RootHead on the hand tokens) or "heatmap"
+    #                             (WristHeatmapHead: stride-8 maps of levels 2 + 3); the depth always from RootHead
+    wrist_width: int = 64  # channels of the heatmap head's neck
     # --- scales
     norm_mm: float = 200.0  # heads predict coordinates / norm_mm; sigma u is in these units
     root_extent_mm: float = 300.0  # assumed metric width of the crop, sets the root head's depth scale
@@ -147,6 +154,10 @@ class ModelConfig:
             bad(f"tokens={self.tokens!r}; use 'hand' (the paper's two tokens) or 'joint' (42 tokens, Table 6)")
         if self.root_source not in ROOT_SOURCES:
             bad(f"root_source={self.root_source!r}; use 'gt' or 'pred'")
+        if self.wrist_head not in WRIST_HEADS:
+            bad(f"wrist_head={self.wrist_head!r}; use one of {WRIST_HEADS}")
+        if self.wrist_head == "heatmap" and int(self.wrist_width) < 1:
+            bad(f"wrist_width={self.wrist_width} must be >= 1")
         if not isinstance(self.image_size, int) or self.image_size < 32 or self.image_size % 32:
             bad(f"image_size={self.image_size} must be a multiple of 32 (the ResNet's total stride), e.g. 64, 128, 256")
         for name in ("dim", "num_stages", "num_heads", "ffn_mult", "query_hidden", "head_hidden", "patch_size"):
@@ -185,6 +196,9 @@ class ModelConfig:
                     f"feat_len[level {level}]={self.feat_len[i]} asks for {n3} extra elements (Eq. 4) but only "
                     f"{(c - ct) * hw} are left in the feature map; lower feat_len or raise feat_channels"
                 )
+        if self.wrist_head == "heatmap" and max(self.used_levels()) < 3:
+            bad(f"wrist_head='heatmap' reads backbone levels 2 and 3, but the stages read only up to level "
+                f"{max(self.used_levels())} (levels={self.levels}); add level 3 or use wrist_head='tokens'")
         if self.effective_stages > 1 and self.use_kgff:
             for s in range(1, self.effective_stages):
                 level = self.stage_level(s)

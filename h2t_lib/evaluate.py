@@ -55,6 +55,7 @@ def predict_dataset(
     num_workers: int = 0,
     root_source: Optional[str] = None,
     progress: bool = False,
+    precision: str = "fp32",
 ) -> dict:
     """Run the model over a dataset (eval mode, no gradients); return numpy arrays, one row per sample.
 
@@ -66,6 +67,7 @@ def predict_dataset(
             projection (our reading: the paper does not say; InterNet's code offers the GT root depth as an
             option), "pred" its own
             root head; None = ``model.cfg.root_source``.
+        precision: autocast of the model, "fp32" | "bf16" | "auto" (:func:`h2t_lib.utils.resolve_precision`).
 
     Returns:
         {"p": (N, M, 42, 3) root-relative mm per stage, "sigma": (N, M, 42) mm per stage,
@@ -78,7 +80,7 @@ def predict_dataset(
 
     from .data.loading import make_loader, to_device
     from .model.batch import forward
-    from .utils import resolve_device
+    from .utils import autocast, resolve_device, resolve_precision
 
     if root_source not in (None, "gt", "pred"):
         raise ValueError(f"root_source must be 'gt' or 'pred', got {root_source!r}")
@@ -89,6 +91,7 @@ def predict_dataset(
     else:
         device = resolve_device(device)
         model.to(device)
+    _, dtype = resolve_precision(precision, device)
     loader = make_loader(dataset, batch_size, False, device, num_workers, persistent=False)
     keys = ("joints_cam", "joint_valid", "joint_vis", "occlusion", "index", "focal", "princpt")
     acc = {"p": [], "sigma": [], "root": [], "hand_type": [], **{k: [] for k in keys}}
@@ -98,7 +101,8 @@ def predict_dataset(
         with torch.inference_mode():
             for batch in tqdm(loader, desc="predict", disable=not progress, leave=False):
                 batch = to_device(batch, device)
-                out = forward(model, batch, root_source=root_source)
+                with autocast(device, dtype):
+                    out = forward(model, batch, root_source=root_source)
                 acc["p"].append(torch.stack([p.float() for p in out["p"]]).cpu())  # (N, B, 42, 3)
                 acc["sigma"].append(torch.stack([u.float()[..., 0] for u in out["u"]]).cpu() * model.cfg.norm_mm)
                 acc["root"].append(out["root"].float().cpu())
@@ -124,19 +128,24 @@ def predict_dataset(
     return res
 
 
-def validate(model, dataset, device, batch_size: int = 32, num_workers: int = 0, root_source=None) -> dict:
-    """MPJPE (mm; single / interacting / all) of every stage on ``dataset``: {"stage1": {...}, ...}.
+def validate(model, dataset, device, batch_size: int = 32, num_workers: int = 0, root_source=None,
+             precision: str = "fp32") -> dict:
+    """MPJPE (mm; single / interacting / all) of every stage on ``dataset``: {"stage1": {...}, ...}, and
+    "wrist_px": the mean 2D error of the predicted wrists in crop pixels (:func:`wrist_pixel_errors`).
 
     What training reports after every epoch; :func:`evaluate` adds the reference rows and per-joint errors.
     """
     from .metrics import mpjpe
 
     pred = predict_dataset(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
-                           root_source=root_source)
-    return {
+                           root_source=root_source, precision=precision)
+    res = {
         f"stage{i + 1}": mpjpe(p, pred["joints_cam"], pred["joint_valid"], pred["hand_type"])
         for i, p in enumerate(pred["p"])
     }
+    res["wrist_px"] = _nanmean(wrist_pixel_errors(pred["root"], pred["joints_cam"], pred["joint_valid"],
+                                                  pred["focal"], pred["princpt"]))
+    return res
 
 
 def dataset_joints(dataset) -> tuple:
@@ -247,6 +256,7 @@ def evaluate(
     seed: int = 0,
     preds: Optional[dict] = None,
     progress: bool = False,
+    precision: str = "fp32",
 ) -> dict:
     """MPJPE of every stage plus the two reference rows; everything a notebook needs to plot.
 
@@ -258,19 +268,21 @@ def evaluate(
         noise_sigma: sigma in mm of the "GT + noise" reference row.
         seed: seeds the noise of that row.
         preds: the output of :func:`predict_dataset` if already computed.
+        precision: the model's autocast ("fp32", "bf16", "auto"), as :func:`predict_dataset`.
 
     Returns:
         {"num_samples", "num_single", "num_interacting", "num_stages", "root_source", "rows": [{"name",
         "single", "interacting", "all", ("epe"), "per_joint": [42]} per stage, then the references],
         "stages": [the stage rows' names], "root_error_mm": mean predicted-wrist error (valid
         wrists), "root_error_px": mean 2D wrist error in crop pixels (:func:`wrist_pixel_errors`),
+        "root_error_px_median", "root_error_px_over10": its median and the share of wrists over 10 px off,
         "hand_size_ratio": mean final-stage predicted / true hand size (:func:`hand_size_ratio`),
         "per_sample": {"error": [N][M] mean error over a sample's valid joints per stage,
         "occlusion": [M], "hand_type": [M], "index": [M]}, "joint_names": [42]}.
     """
     if preds is None:
         preds = predict_dataset(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
-                                root_source=root_source, progress=progress)
+                                root_source=root_source, progress=progress, precision=precision)
     from .metrics import per_sample_errors
 
     gt, valid, ht = preds["joints_cam"], preds["joint_valid"], list(preds["hand_type"])
@@ -310,8 +322,8 @@ def evaluate(
         "rows": rows,
         "stages": [r["name"] for r in rows[:n_stages]],
         "root_error_mm": float(root_err[rv].mean()) if rv.any() else float("nan"),
-        "root_error_px": (_nanmean(wrist_pixel_errors(preds["root"], gt, valid, preds["focal"], preds["princpt"]))
-                          if "focal" in preds else float("nan")),
+        **wrist_stats(wrist_pixel_errors(preds["root"], gt, valid, preds["focal"], preds["princpt"])
+                      if "focal" in preds else np.full((len(gt), 2), np.nan)),
         "hand_size_ratio": _nanmean(hand_size_ratio(preds["p"][-1], gt, valid)),
         "noise_sigma": float(noise_sigma),
         "per_sample": {
@@ -322,6 +334,17 @@ def evaluate(
         },
         "joint_names": list(JOINT_NAMES),
     }
+
+
+def wrist_stats(px) -> dict:
+    """(M, 2) wrist errors in crop pixels (NaN = unlabelled) -> {"root_error_px": mean, "root_error_px_median",
+    "root_error_px_over10": share of labelled wrists more than 10 px off} (NaN when none is labelled)."""
+    px = np.asarray(px, np.float64)
+    ok = px[np.isfinite(px)]
+    if not ok.size:
+        return {"root_error_px": float("nan"), "root_error_px_median": float("nan"), "root_error_px_over10": float("nan")}
+    return {"root_error_px": float(ok.mean()), "root_error_px_median": float(np.median(ok)),
+            "root_error_px_over10": float((ok > 10.0).mean())}
 
 
 def _nanmean(x) -> float:
@@ -348,7 +371,10 @@ def format_table(res: dict) -> str:
             f"mm, root-relative per hand; KGFF root: {res.get('root_source')}; "
             f"predicted-wrist error {res['root_error_mm']:.1f} mm")
     if "root_error_px" in res:
-        foot += (f"\npredicted wrists: {res['root_error_px']:.1f} px off in the {res.get('image_size') or '?'} px crop (2D); "
+        spread = (f" (median {res['root_error_px_median']:.1f} px, {100 * res['root_error_px_over10']:.0f}% over 10 px)"
+                  if "root_error_px_median" in res else "")
+        foot += (f"\npredicted wrists: {res['root_error_px']:.1f} px off in the {res.get('image_size') or '?'} px crop (2D)"
+                 f"{spread}; "
                  f"final-stage hand size / true size: {res['hand_size_ratio']:.2f}")
     n = res["num_stages"]
     final, ref = res["rows"][n - 1], res["rows"][n]
@@ -404,6 +430,8 @@ def add_arguments(p) -> None:
                    help="wrists for the keypoint-guided projection: gt (as InterHand's baseline) or pred "
                         "(default: the checkpoint's)")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="autocast of the model: auto = bf16 on CUDA and on CPUs with native bf16, else fp32")
     p.add_argument("--max-samples", type=int, default=0, help="evaluate only the first N samples (0 = all)")
     p.add_argument("--noise-sigma", type=float, default=5.0, help="sigma (mm) of the GT + noise reference row")
     from .data.loading import add_data_arguments
@@ -415,8 +443,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from .cli import UserError
     from .data.loading import available_splits, open_dataset, subset
-    from .utils import resolve_device
-    from .utils import atomic_write_json
+    from .utils import atomic_write_json, resolve_device, resolve_precision
 
     if args.batch_size < 1 or args.max_samples < 0:
         raise UserError("--batch-size must be >= 1 and --max-samples >= 0")
@@ -436,9 +463,10 @@ def run(args) -> int:
     else:
         print(f"note: no train split next to {args.split!r} in {data}; the mean-pose row uses the {args.split} split's own mean")
     res = evaluate(model, dataset, train_dataset=train_set, batch_size=args.batch_size, device=device,
-                   noise_sigma=args.noise_sigma, progress=not args.quiet)
-    res.update({"checkpoint": str(args.ckpt), "data": str(data), "split": args.split})
-    print(f"{args.ckpt} on {data} [{args.split}]")
+                   noise_sigma=args.noise_sigma, progress=not args.quiet, precision=args.precision)
+    precision = resolve_precision(args.precision, device)[0]
+    res.update({"checkpoint": str(args.ckpt), "data": str(data), "split": args.split, "precision": precision})
+    print(f"{args.ckpt} on {data} [{args.split}], {precision}")
     print(format_table(res))
     if args.json:
         from .utils import jsonable

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .camera import cam_to_pixel
-from .skeleton import NUM_JOINTS, ROOT_INDEX, root_relative
+from .skeleton import JOINTS_PER_HAND, NUM_JOINTS, ROOT_INDEX, root_relative
 
 #: amplitude of the standard normal density at 0, 1/sqrt(2 pi): RLE's Laplace residual uses it
 LAPLACE_AMP = 1.0 / math.sqrt(2.0 * math.pi)
@@ -302,13 +302,19 @@ class LossConfig:
     heatmap_weight: float = 0.0  # our training-only 2D term on the backbone maps (KeypointHeatmapTerm); 0 = off (the paper)
     stage_weights: tuple | None = None  # ours: weight of each stage's pose term (N numbers); None = all 1 (Eq. 19)
     l1_warmup_steps: int = 0  # ours: optimiser steps whose pose term is a plain L1 instead of RLE; 0 = RLE throughout
+    wrist_heatmap_weight: float = 1.0  # ours, wrist_head="heatmap" only: MSE of the wrist heatmaps (WristHeatmapHead)
+    joint_heatmap_weight: float = 0.0  # ours, training-only: MSE of 42 joint heatmaps read off the wrist head's neck
+    heatmap_sigma: float = 1.0  # std of the Gaussian heatmap targets, in map cells (8 px at stride 8)
 
     def __post_init__(self):
         if self.root_space not in ROOT_SPACES:
             raise ValueError(f"LossConfig: root_space={self.root_space!r}; use one of {ROOT_SPACES}")
-        if self.mmd_weight < 0 or self.root_weight < 0 or self.heatmap_weight < 0:
+        if min(self.mmd_weight, self.root_weight, self.heatmap_weight, self.wrist_heatmap_weight,
+               self.joint_heatmap_weight) < 0 or not self.heatmap_sigma > 0:
             raise ValueError(
-                f"LossConfig: weights must be >= 0, got mmd_weight={self.mmd_weight}, root_weight={self.root_weight}"
+                f"LossConfig: weights must be >= 0 and heatmap_sigma > 0, got mmd_weight={self.mmd_weight}, "
+                f"root_weight={self.root_weight}, heatmap_weight={self.heatmap_weight}, wrist_heatmap_weight="
+                f"{self.wrist_heatmap_weight}, joint_heatmap_weight={self.joint_heatmap_weight}, heatmap_sigma={self.heatmap_sigma}"
             )
         if self.flow_hidden < 1 or self.flow_layers < 1:
             raise ValueError(
@@ -406,6 +412,63 @@ class KeypointHeatmapTerm(nn.Module):
         return total / len(self.heads)
 
 
+def gaussian_heatmaps(uv: torch.Tensor, height: int, width: int, stride: float, sigma_px: float) -> torch.Tensor:
+    """Heatmap targets: (B, K, 2) crop pixels -> (B, K, height, width), exp(-d^2 / (2 sigma^2)) per cell.
+
+    d is the distance in pixels from the point to the cell's centre (cell j centred at j s + (s - 1) / 2,
+    :func:`h2t_lib.model.wrist.cell_centres`); the peak is 1 when a cell centre lies on the point. Points
+    outside the map give the tail of their Gaussian (near zero), not an error.
+    """
+    from .model.wrist import cell_centres
+
+    u = uv[..., 0, None, None].float()  # (B, K, 1, 1)
+    v = uv[..., 1, None, None].float()
+    xs = cell_centres(width, stride, u)[None, None, None, :]  # (1, 1, 1, w)
+    ys = cell_centres(height, stride, u)[None, None, :, None]  # (1, 1, h, 1)
+    return torch.exp(-((xs - u) ** 2 + (ys - v) ** 2) / (2.0 * sigma_px**2))
+
+
+def heatmap_mse(pred: torch.Tensor, uv: torch.Tensor, valid: torch.Tensor, absent: torch.Tensor,
+                image_size: int, sigma_cells: float) -> torch.Tensor:
+    """Our heatmap term: sum of squared differences over the cells of each map, summed over maps, / B.
+
+    pred (B, K, h, w) heatmaps; uv (B, K, 2) crop pixels of the K points; valid (B, K): the point's label
+    is there (target: a Gaussian of ``sigma_cells`` cells at it, :func:`gaussian_heatmaps`); absent (B, K):
+    the point's hand is not in the image (target: all zeros). Maps that are neither (a hand whose point is
+    unlabelled) do not count.
+    """
+    B, K, h, w = pred.shape
+    stride = image_size / w
+    uv = torch.where(valid[..., None], torch.nan_to_num(uv.float()), 0.0)
+    target = gaussian_heatmaps(uv, h, w, stride, sigma_cells * stride) * valid[..., None, None]
+    err = (pred.float() - target).pow(2).sum(dim=(-2, -1))  # (B, K)
+    return torch.where(valid | absent, err, 0.0).sum() / B
+
+
+def hands_absent(valid: torch.Tensor) -> torch.Tensor:
+    """(B, 42) joint labels -> (B, 42): True for the joints of a hand none of whose joints is labelled."""
+    B = valid.shape[0]
+    none = ~valid.reshape(B, 2, JOINTS_PER_HAND).any(-1)  # (B, 2)
+    return none.repeat_interleave(JOINTS_PER_HAND, dim=1)  # (B, 42)
+
+
+class JointHeatmapTerm(nn.Module):
+    """Our training-only dense 2D term: 42 joint heatmaps from the wrist head's neck (B, C, S/8, S/8).
+
+    A 1x1 convolution (it belongs to the loss: inference never runs it) turns the neck into 42 maps,
+    trained towards Gaussians at the joints' crop pixels (:func:`heatmap_mse`). It gives levels 2 and 3 of
+    the backbone a per-joint, per-pixel signal that the paper's losses reach only through pooled vectors.
+    """
+
+    def __init__(self, channels: int, sigma_cells: float):
+        super().__init__()
+        self.conv = nn.Conv2d(int(channels), NUM_JOINTS, kernel_size=1)
+        self.sigma_cells = sigma_cells
+
+    def forward(self, neck, joints_img, valid, image_size: int) -> torch.Tensor:
+        return heatmap_mse(self.conv(neck), joints_img, valid, hands_absent(valid), image_size, self.sigma_cells)
+
+
 class Handformer2TLoss(nn.Module):
     """Eq. 21 plus our root term, with one RealNVP flow per stage (Eq. 19).
 
@@ -456,6 +519,12 @@ class Handformer2TLoss(nn.Module):
             if not hasattr(model_cfg, "used_levels"):
                 raise ValueError("LossConfig.heatmap_weight > 0 needs the model's ModelConfig (its backbone levels)")
             self.heatmap = KeypointHeatmapTerm([model_cfg.channels[lv - 1] for lv in model_cfg.used_levels()])
+        self.joint_heatmap = None
+        if c.joint_heatmap_weight > 0:
+            if getattr(model_cfg, "wrist_head", "tokens") != "heatmap":
+                raise ValueError("LossConfig.joint_heatmap_weight > 0 reads the wrist head's neck: it needs a model "
+                                 "with wrist_head='heatmap' (--set model.wrist_head=heatmap)")
+            self.joint_heatmap = JointHeatmapTerm(model_cfg.wrist_width, c.heatmap_sigma)
 
     def _check(self, out: dict, batch: dict):
         for key in ("p", "u"):
@@ -536,5 +605,16 @@ class Handformer2TLoss(nn.Module):
             if "fmaps" not in out or "joints_img" not in batch:
                 raise ValueError("Handformer2TLoss: heatmap_weight > 0 needs out['fmaps'] and batch['joints_img']")
             terms["heatmap"] = self.heatmap(out["fmaps"], batch["joints_img"].to(device), valid, batch["image"].shape[-1])
-            terms["total"] = total + c.heatmap_weight * terms["heatmap"]
+            terms["total"] = terms["total"] + c.heatmap_weight * terms["heatmap"]
+        size = batch["image"].shape[-1] if torch.is_tensor(batch.get("image")) else None
+        if "wrist_heatmaps" in out:  # our wrist head: Gaussians at the two wrists, zeros for an absent hand
+            if "joints_img" not in batch or size is None:
+                raise ValueError("Handformer2TLoss: the wrist heatmaps need batch['joints_img'] and batch['image']")
+            jimg = batch["joints_img"].to(device)
+            terms["wrist_heatmap"] = heatmap_mse(out["wrist_heatmaps"], jimg[:, ROOTS], valid[:, ROOTS],
+                                                 hands_absent(valid)[:, ROOTS], size, c.heatmap_sigma)
+            terms["total"] = terms["total"] + c.wrist_heatmap_weight * terms["wrist_heatmap"]
+        if self.joint_heatmap is not None:
+            terms["joint_heatmap"] = self.joint_heatmap(out["wrist_neck"], batch["joints_img"].to(device), valid, size)
+            terms["total"] = terms["total"] + c.joint_heatmap_weight * terms["joint_heatmap"]
         return terms

@@ -59,7 +59,7 @@ from .train_config import (LR_SCHEDULES, TRAIN_DATA, TRAIN_PRESETS, TrainConfig,
                            lr_factor, make_scheduler, parse_overrides, warmup)
 from .train_log import EpochMeter, RunLog, TrainingError, plot_history, write_logs  # noqa: F401
 from .train_state import Run, export_checkpoint, rng_state, set_rng_state, start_run, save_epoch  # noqa: F401
-from .utils import resolve_device, seed_everything  # noqa: F401
+from .utils import autocast, resolve_device, resolve_precision, seed_everything  # noqa: F401
 
 
 # ---------------------------------------------------------------------------
@@ -112,16 +112,16 @@ def train(
         cfg, model, optimizer = run.cfg, run.model, run.optimizer
         data = training_data(cfg, data_dir, model.cfg.image_size, d)
         amp = MixedPrecision(cfg, d.device, run.state)
-        step = distributed.wrap(TrainStep(model, run.criterion, amp.dtype, cfg.pred_root_frac), d)  # DDP with several processes
+        step = distributed.wrap(TrainStep(model, run.criterion, amp.dtype, cfg.pred_root_frac, cfg.root_noise_px), d)  # DDP with several processes
         scheduler, per_step = make_scheduler(optimizer, cfg, data.steps_per_epoch)
         if run.state is not None:
             scheduler.load_state_dict(run.state["scheduler"])
         run.history.update(data=data.summary, world_size=d.world_size, batch_per_process=cfg.batch_size,
-                           global_batch=cfg.batch_size * d.world_size)
+                           global_batch=cfg.batch_size * d.world_size, precision=amp.name)
         log = RunLog(run.history, out_dir, d.main, progress, verbose, on_step, on_epoch_end)
         if d.main:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
-        log.say(f"training on {d.device} x {d.world_size} process(es): batch {cfg.batch_size} per process, "
+        log.say(f"training on {d.device} x {d.world_size} process(es) in {amp.name}: batch {cfg.batch_size} per process, "
                 f"global batch {cfg.batch_size * d.world_size}; {data.describe}")
         params = [p for g in optimizer.param_groups for p in g["params"]]
         global_step = run.step
@@ -170,33 +170,35 @@ class TrainStep(torch.nn.Module):
     the gradients of both (the loss's flows are trained too). Runs the model under autocast with
     ``amp_dtype`` (None: float32) and the loss in float32."""
 
-    def __init__(self, model, criterion, amp_dtype=None, pred_root_frac: float = 0.0):
+    def __init__(self, model, criterion, amp_dtype=None, pred_root_frac: float = 0.0, root_noise_px: float = 0.0):
         super().__init__()
         self.model, self.criterion, self.amp_dtype = model, criterion, amp_dtype
         self.pred_root_frac = pred_root_frac  # TrainConfig.pred_root_frac (ours): KGFF with predicted wrists
+        self.root_noise_px = root_noise_px  # TrainConfig.root_noise_px (ours): KGFF with wrists moved in 2D
 
     def forward(self, batch: dict, global_step: int | None = None) -> dict:
         """batch: the loaders' sample dict on the device; global_step: the optimiser step (the loss's
         L1 warm-up reads it). Returns the loss terms ({"total", ...}, scalars)."""
-        with torch.autocast(batch["image"].device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            out = forward(self.model, batch, pred_root_frac=self.pred_root_frac)
+        with autocast(batch["image"].device, self.amp_dtype):
+            out = forward(self.model, batch, pred_root_frac=self.pred_root_frac, root_noise_px=self.root_noise_px)
         out = {k: ([t.float() for t in v] if isinstance(v, list) else v.float()) for k, v in out.items()}
         return self.criterion(out, batch, global_step)  # the flows and the likelihoods in float32
 
 
 class MixedPrecision:
-    """Mixed precision on CUDA only (``amp``): bf16 where the GPU has it, else fp16 with a GradScaler
-    (its state restored from ``state["scaler"]`` on resume). On CPU: float32, plain backward and step."""
+    """The run's autocast precision (``TrainConfig.precision``, :func:`h2t_lib.utils.resolve_precision`):
+    bf16 on CUDA where the GPU has it, else fp16 with a GradScaler (its state restored from
+    ``state["scaler"]`` on resume); bf16 on a CPU that computes it natively, else float32. ``name`` is
+    what the log records ("fp32", "bf16", "fp16"); the loss and the flows always run in float32."""
 
     def __init__(self, cfg: TrainConfig, device, state: Optional[dict] = None):
-        self.dtype, self.scaler = None, None
-        if device.type == "cuda" and cfg.amp:
-            if torch.cuda.is_bf16_supported():
-                self.dtype = torch.bfloat16
-            else:
-                self.dtype, self.scaler = torch.float16, torch.amp.GradScaler("cuda")
-                if state is not None and state.get("scaler"):
-                    self.scaler.load_state_dict(state["scaler"])
+        precision = cfg.precision if cfg.amp else "fp32"
+        self.name, self.dtype = resolve_precision(precision, device)
+        self.scaler = None
+        if self.dtype == torch.float16:
+            self.scaler = torch.amp.GradScaler("cuda")
+            if state is not None and state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
 
     def backward(self, loss, optimizer) -> None:
         """Gradients of ``loss``, unscaled (ready for clipping)."""
@@ -309,11 +311,15 @@ def end_epoch(run: Run, row: dict, data: TrainingData, d: distributed.Dist, out_
     t0 = time.time()
     model, history = run.model, run.history
     if d.main and data.val_set is not None and len(data.val_set):
-        res = validate(model, data.val_set, d.device, batch_size=max(run.cfg.batch_size, 32),
-                       num_workers=data.workers)
+        kw = dict(batch_size=max(run.cfg.batch_size, 32), num_workers=data.workers, precision=amp.name)
+        res = validate(model, data.val_set, d.device, **kw)  # the model's root_source (the paper: GT wrists)
+        res.pop("wrist_px")
         for stage, m in res.items():
             for group, v in m.items():
                 row[f"val_mpjpe_{stage}_{group}" if group != "all" else f"val_mpjpe_{stage}"] = v
+        own = validate(model, data.val_set, d.device, root_source="pred", **kw)  # with the model's own wrists
+        row["val_wrist_px"] = own.pop("wrist_px")
+        row.update({f"val_pred_mpjpe_{stage}": m["all"] for stage, m in own.items()})
         row["val_time_s"] = time.time() - t0
     history["epochs"].append(row)
     final = f"val_mpjpe_stage{model.cfg.effective_stages}"

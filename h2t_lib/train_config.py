@@ -38,6 +38,8 @@ class TrainConfig:
     #                                     pretrained (e.g. ImageNet) weights, which cannot be downloaded here); the rest starts fresh
     pred_root_frac: float = 0.0  # ours: share of training samples whose KGFF projects with the root head's own
     #                              (detached) wrists instead of the GT ones, so the refiner learns to live with them
+    root_noise_px: float = 0.0  # ours: the GT wrists KGFF projects with are moved in the image plane by
+    #                             N(0, root_noise_px^2) crop pixels per axis (depth kept), as a wrist head errs
     # --- optimisation (Sec. 4.1)
     epochs: int = 30
     batch_size: int = 32
@@ -49,7 +51,9 @@ class TrainConfig:
     warmup_steps: int = 0  # linear learning-rate warm-up over the first steps (fine-tuning: fresh Adam moments)
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # max gradient norm, 0 = off
-    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 + GradScaler); never on CPU
+    amp: bool = True  # False: float32 on CUDA whatever ``precision`` says (the older switch, kept)
+    precision: str = "auto"  # autocast of the model: "auto" (bf16 on CUDA where supported, else fp16 + GradScaler;
+    #                          bf16 on a CPU that computes it natively, else fp32), "fp32", "bf16", "fp16" (CUDA)
     # --- data
     augment: bool = True  # InterNet-style augmentation of the training crops
     train_split: str = "train"
@@ -94,6 +98,12 @@ class TrainConfig:
             bad(f"min_lr_frac={self.min_lr_frac} must be in [0, 1]")
         if not 0 <= self.pred_root_frac <= 1:
             bad(f"pred_root_frac={self.pred_root_frac} must be in [0, 1] (the share of samples that use the predicted wrists)")
+        if not self.root_noise_px >= 0:
+            bad(f"root_noise_px={self.root_noise_px} must be >= 0 (crop pixels)")
+        from .utils import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            bad(f"precision={self.precision!r}; use one of {PRECISIONS}")
         if self.init and self.init_backbone:
             bad("init and init_backbone are both set; init already loads every weight, backbone included")
         if self.weight_decay < 0 or self.grad_clip < 0:

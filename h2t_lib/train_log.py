@@ -151,6 +151,10 @@ class RunLog:
         if validated:
             msg += " | val MPJPE " + " ".join(
                 f"s{i + 1} {row.get(f'val_mpjpe_stage{i + 1}', float('nan')):.1f}" for i in range(num_stages)) + " mm"
+            if "val_wrist_px" in row:  # the same with the model's own wrists
+                msg += " | own wrists " + " ".join(
+                    f"s{i + 1} {row.get(f'val_pred_mpjpe_stage{i + 1}', float('nan')):.1f}" for i in range(num_stages)
+                ) + f" mm, wrists {row['val_wrist_px']:.1f} px"
         self.say(msg + f" | {row['train_samples_per_s']:.1f} img/s")
         if self.on_epoch_end:
             self.on_epoch_end(self.history)

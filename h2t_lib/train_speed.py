@@ -34,18 +34,22 @@ def _rate(fn, batch: int, steps: int, warmup: int = 2) -> float:
     return batch * steps / (time.perf_counter() - t0)
 
 
-def measure(train_cfg, data_dir, threads: int, steps: int, workers: int, render: bool = False) -> dict:
+def measure(train_cfg, data_dir, threads: int, steps: int, workers: int, render: bool = False,
+            precision: str = "fp32") -> dict:
     """images/s of the four parts above for one thread count (see the module docstring).
 
     ``render``: the data are rendered on the fly (:class:`h2t_lib.data.stream.SynthStream`, ``data_dir`` unused).
+    ``precision``: "fp32" or "bf16" (the backbone and the model under autocast, the loss in float32, as ``train``).
     """
     from .data.loading import EpochDataset, make_loader, open_dataset
     from .losses import Handformer2TLoss
     from .model import Handformer2T
     from .model.backbone import ResNetBackbone
-    from .model.batch import forward
+    from .train import TrainStep
+    from .utils import autocast, resolve_precision
 
     torch.set_num_threads(threads)
+    _, dtype = resolve_precision(precision, "cpu")
     torch.manual_seed(0)
     cfg = train_cfg.model_config()
     B, S = train_cfg.batch_size, cfg.image_size
@@ -63,14 +67,17 @@ def measure(train_cfg, data_dir, threads: int, steps: int, workers: int, render:
     trunk = ResNetBackbone(cfg.backbone, num_levels=max(cfg.used_levels())).to(memory_format=torch.channels_last)
 
     def backbone_step():
-        sum(m.float().mean() for m in trunk(image)).backward()
+        with autocast("cpu", dtype):
+            maps = trunk(image)
+        sum(m.float().mean() for m in maps).backward()
 
     model = Handformer2T(cfg).to(memory_format=torch.channels_last)
     criterion = Handformer2TLoss(cfg, train_cfg.loss_config())
     opt = torch.optim.Adam(list(model.parameters()) + list(criterion.parameters()), lr=1e-4)
+    train_step = TrainStep(model, criterion, dtype, root_noise_px=train_cfg.root_noise_px)
 
     def model_step(b=batch):
-        loss = criterion(forward(model, b), b)["total"]
+        loss = train_step(b)["total"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -87,17 +94,17 @@ def measure(train_cfg, data_dir, threads: int, steps: int, workers: int, render:
             batches = iter(loader)
             return next(batches)
 
-    res = {"threads": threads, "batch": B, "image_size": S, "workers": workers, "render": bool(render),
+    res = {"threads": threads, "precision": precision, "batch": B, "image_size": S, "workers": workers, "render": bool(render),
            "backbone": _rate(backbone_step, B, steps), "model_step": _rate(model_step, B, steps),
            "data": _rate(data_step, B, steps), "train_loop": _rate(lambda: model_step(data_step()), B, steps)}
     return res
 
 
 def format_table(rows: list) -> str:
-    head = "| threads | backbone fwd+bwd | model step | data (workers) | train loop | model / backbone |"
-    lines = [head, "|---|---|---|---|---|---|"]
+    head = "| threads | precision | backbone fwd+bwd | model step | data (workers) | train loop | model / backbone |"
+    lines = [head, "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['threads']} | {r['backbone']:.1f} | {r['model_step']:.1f} | {r['data']:.1f} ({r['workers']}) "
+        lines.append(f"| {r['threads']} | {r.get('precision', 'fp32')} | {r['backbone']:.1f} | {r['model_step']:.1f} | {r['data']:.1f} ({r['workers']}) "
                      f"| {r['train_loop']:.1f} | {r['model_step'] / r['backbone']:.2f} |")
     source = ", data rendered on the fly" if rows[0].get("render") else ""
     return "\n".join(lines) + "\nimages/s, batch {batch} at {image_size} px, CPU".format(**rows[0]) + source
@@ -108,6 +115,8 @@ def add_arguments(p) -> None:
     p.add_argument("--data", default=None, help="dataset folder with a train split (not with --render)")
     p.add_argument("--render", action="store_true", help="data rendered on the fly (train --render) instead of a folder")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts to measure (default 1 2)")
+    p.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
+                   help="autocast precisions to measure (default both; bf16 is fast only on CPUs with native bf16)")
     p.add_argument("--steps", type=int, default=5, help="timed steps per measurement (default 5)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers for the data / loop rows (default 0)")
     p.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
@@ -119,6 +128,7 @@ def run(args) -> int:
 
     from .bench import _cpu_name
     from .train_config import TrainConfig
+    from .utils import cpu_has_bf16
 
     if args.steps < 1 or any(t < 1 for t in args.threads) or args.workers < 0:
         raise UserError("--steps and --threads must be >= 1, --workers >= 0")
@@ -127,10 +137,11 @@ def run(args) -> int:
     cfg = TrainConfig.preset(args.preset)
     if args.batch_size:
         cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
-    rows = [measure(cfg, args.data, t, args.steps, args.workers, args.render) for t in args.threads]
+    rows = [measure(cfg, args.data, t, args.steps, args.workers, args.render, precision)
+            for t in args.threads for precision in args.precision]
     print(format_table(rows))
     if args.json:
         atomic_write_json(args.json, {"rows": rows, "preset": args.preset, "cpu": _cpu_name(),
-                                      "torch": torch.__version__, "date": datetime.datetime.now().isoformat(timespec="seconds")})
+                                      "torch": torch.__version__, "cpu_bf16": cpu_has_bf16(), "date": datetime.datetime.now().isoformat(timespec="seconds")})
         print(f"wrote {args.json}")
     return 0

@@ -89,7 +89,7 @@ def build(train_cfg: TrainConfig, device):
         expected = train_cfg.model_config() if train_cfg.model_preset else None
         model, init_extra = load_checkpoint(train_cfg.init, map_location="cpu", expected_config=expected)
         if train_cfg.model and expected is None:
-            model.cfg = dataclasses.replace(model.cfg, **_runtime_only(train_cfg.model, model.cfg))
+            model = _with_changes(model, train_cfg.model, train_cfg.init)
         model.float()
     else:
         init_extra = {}
@@ -149,17 +149,33 @@ def _optimizer(model, criterion, train_cfg: TrainConfig) -> torch.optim.Optimize
     return torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
 
 
-def _runtime_only(overrides: dict, cfg) -> dict:
-    """With --init the architecture is the checkpoint's: only runtime fields may be overridden."""
-    from .config import RUNTIME_FIELDS
+def _with_changes(model, overrides: dict, path):
+    """The ``--init`` model with ``model.FIELD`` overrides (e.g. ``wrist_head="heatmap"``): the checkpoint's
+    config changed by them, every weight whose name and shape the checkpoint has taken from it, the rest
+    fresh (a note names them). Turning ``refine_residual`` on restarts the refiner heads' coordinate
+    outputs near zero, since the loaded ones predict the pose, not a change of it.
+    Raises ValueError (one line) when the changed config is invalid."""
+    from .model import Handformer2T
 
-    arch = sorted(k for k in overrides if k not in RUNTIME_FIELDS)
-    if arch:
-        raise ValueError(
-            f"model overrides {arch} change the architecture, but --init fixes it to the checkpoint's "
-            f"({cfg.name}); drop them or train from scratch without --init"
-        )
-    return overrides
+    old = model.cfg
+    try:
+        cfg = dataclasses.replace(old, **overrides)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--init {path} with model overrides {overrides}: {e}") from None
+    if cfg.arch_dict() == old.arch_dict():
+        model.cfg = cfg  # runtime fields only (root_source, dropout, ...)
+        return model
+    grown = Handformer2T(cfg)
+    theirs, ours = model.state_dict(), grown.state_dict()
+    taken = {k: v.to(ours[k].dtype) for k, v in theirs.items() if k in ours and v.shape == ours[k].shape}
+    grown.load_state_dict({**ours, **taken})
+    fresh = sorted({k.rsplit(".", 2)[0] for k in ours if k not in taken})
+    if cfg.refine_residual and not old.refine_residual:
+        for stage in grown.stages[1:]:
+            stage.zero_init_delta()
+        fresh.append("refiner heads' coordinate outputs (refine_residual)")
+    print(f"note: --init {path} with {overrides}: new or reshaped weights start fresh: {', '.join(fresh) or 'none'}")
+    return grown
 
 
 def save_epoch(run: Run, out_dir, epoch: int, step: int, scheduler, scaler_state, improved: bool, best: dict) -> None:

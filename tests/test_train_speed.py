@@ -16,10 +16,12 @@ def test_train_speed_reports_each_part(interhand_dir, tmp_path, fast_env):
                        cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     rows = json.loads(out.read_text())["rows"]
-    assert len(rows) == 1 and rows[0]["threads"] == 1 and rows[0]["batch"] == 2 and rows[0]["image_size"] == 64
-    for key in ("backbone", "model_step", "data", "train_loop"):
-        assert rows[0][key] > 0, key
-    assert "| 1 |" in r.stdout and "model / backbone" in r.stdout
+    assert [(r["threads"], r["precision"]) for r in rows] == [(1, "fp32"), (1, "bf16")]  # both precisions by default
+    assert rows[0]["batch"] == 2 and rows[0]["image_size"] == 64
+    for row in rows:
+        for key in ("backbone", "model_step", "data", "train_loop"):
+            assert row[key] > 0, key
+    assert "| 1 | fp32 |" in r.stdout and "| 1 | bf16 |" in r.stdout and "model / backbone" in r.stdout
     bad = subprocess.run([sys.executable, "-m", "h2t_lib", "train-speed", "--data", str(interhand_dir), "--threads", "0"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

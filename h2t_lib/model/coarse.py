@@ -99,6 +99,8 @@ class RootHead(nn.Module):
     z = mean(f_x, f_y) * root_extent_mm / S * exp(a_z), i.e. the depth at which a crop of S pixels
     spans ``root_extent_mm`` millimetres, rescaled. Back-projection gives (x, y, z).
     Input: tokens (B, T, d) (joint tokens are averaged per hand) -> root (B, 2, 3) mm, right then left.
+    ``uv`` (B, 2, 2) crop pixels, when given (``wrist_head="heatmap"``: :class:`h2t_lib.model.wrist.WristHeatmapHead`),
+    replaces the MLP's own pixel; the depth is still the MLP's.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -109,12 +111,15 @@ class RootHead(nn.Module):
             self.mlp.fc2.bias.zero_()
         self.image_size, self.extent = cfg.image_size, cfg.root_extent_mm
 
-    def forward(self, tokens: torch.Tensor, focal: torch.Tensor, princpt: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, focal: torch.Tensor, princpt: torch.Tensor,
+                uv: torch.Tensor | None = None) -> torch.Tensor:
         B, T, d = tokens.shape
         hand_tokens = tokens.reshape(B, 2, T // 2, d).mean(dim=2)  # (B, 2, d)
         a = self.mlp(hand_tokens)  # (B, 2, 3)
         S = self.image_size
-        uv = S * (0.5 + a[..., :2])  # (B, 2, 2) pixels in the crop
+        if uv is None:
+            uv = S * (0.5 + a[..., :2])  # (B, 2, 2) pixels in the crop
+        uv = uv.to(a.dtype)
         z = focal.mean(dim=-1, keepdim=True) * (self.extent / S) * torch.exp(a[..., 2].clamp(-6.0, 6.0))  # (B, 2)
         return pixel_to_cam(uv, z, focal, princpt)  # (B, 2, 3) camera mm
 

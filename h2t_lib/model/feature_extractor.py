@@ -76,7 +76,10 @@ class FeatureExtractor(nn.Module):
             )
 
     def forward(self, image: torch.Tensor) -> dict:
-        maps = self.backbone(image)  # [F_layer1 .. F_layer4]
+        return self.features(self.backbone(image))
+
+    def features(self, maps: list) -> dict:
+        """The backbone's maps [F_layer1 .. F_layerK] -> ``{level: (F, f, pooled)}`` (as ``forward``)."""
         out = {}
         for level in self.levels:
             fmap = maps[level - 1]

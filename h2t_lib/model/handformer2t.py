@@ -21,6 +21,7 @@ from h2t_lib.config import ModelConfig
 from h2t_lib.model.coarse import CoarsePredictor, RootHead
 from h2t_lib.model.feature_extractor import FeatureExtractor
 from h2t_lib.model.refiner import RefineStage
+from h2t_lib.model.wrist import WristHeatmapHead
 
 
 class Handformer2T(nn.Module):
@@ -43,6 +44,9 @@ class Handformer2T(nn.Module):
             stages += [RefineStage(cfg, s) for s in range(1, cfg.effective_stages)]  # Sec. 3.4
             self.stages = nn.ModuleList(stages)
             self.root_head = RootHead(cfg)
+            # ours: the wrists' crop pixel from a stride-8 heatmap (built last: the other weights stay as without it)
+            self.wrist_head = (WristHeatmapHead(cfg.channels, cfg.image_size, cfg.wrist_width)
+                               if cfg.wrist_head == "heatmap" else None)
 
     # ------------------------------------------------------------------ input checks
     def _check_inputs(self, image, focal, princpt, root_cam):
@@ -101,17 +105,25 @@ class Handformer2T(nn.Module):
         Returns {"p": [N x (B, 42, 3)] root-relative mm, "u": [N x (B, 42, 1)] sigma (units of norm_mm),
         "root": (B, 2, 3) predicted wrists, camera mm, "fmaps": the backbone maps F_i of the levels
         the stages read, in ``cfg.used_levels()`` order [(B, c_i, h_i, w_i)] (for our training-only
-        2D term, :class:`h2t_lib.losses.KeypointHeatmapTerm`)}. With ``return_attention=True`` also
+        2D term, :class:`h2t_lib.losses.KeypointHeatmapTerm`)}; with ``wrist_head="heatmap"`` also
+        "wrist_heatmaps" (B, 2, S/8, S/8) and "wrist_neck" (B, C, S/8, S/8) (our wrist head). With ``return_attention=True`` also
         "attention": {"coarse": [L x (B, H, T, T)], "self": [(B, H, T, T) per refiner stage],
         "cross": [(B, H, T, T) per refiner stage]} and "kgff_uv": [(B, 42, 2) projected pixels per
         refiner stage] (empty lists where a part is switched off).
         """
         focal, princpt, root_cam = self._check_inputs(image, focal, princpt, root_cam)
         cfg = self.cfg
-        feats = self.extractor(image)  # {level: (F, f, f_1)}
+        maps = self.extractor.backbone(image)  # [F_layer1 .. F_layerK]
+        feats = self.extractor.features(maps)  # {level: (F, f, f_1)}
         _, f1, _ = feats[cfg.stage_level(0)]
         p, u, tokens, w_coarse = self.stages[0](f1, need_weights=return_attention)  # Eq. 7-12
-        root = self.root_head(tokens, focal, princpt)  # (B, 2, 3)
+        extra = {}
+        if self.wrist_head is not None:  # ours: the wrists' pixel from a heatmap, their depth from the tokens
+            heat, neck = self.wrist_head(maps)  # (B, 2, S/8, S/8), (B, C, S/8, S/8)
+            extra = {"wrist_heatmaps": heat, "wrist_neck": neck}
+            root = self.root_head(tokens, focal, princpt, uv=self.wrist_head.decode(heat))  # (B, 2, 3)
+        else:
+            root = self.root_head(tokens, focal, princpt)  # (B, 2, 3)
         proj_root = self.projection_root(root, root_cam)
         ps, us = [p], [u]
         attn = {"coarse": w_coarse, "self": [], "cross": [], "uv": []}
@@ -124,7 +136,7 @@ class Handformer2T(nn.Module):
             for k in ("self", "cross", "uv"):
                 attn[k].append(aux[k])
         out = {"p": ps, "u": us, "root": root,
-               "fmaps": [feats[level][0] for level in cfg.used_levels()]}  # for training-only terms (ours)
+               "fmaps": [feats[level][0] for level in cfg.used_levels()], **extra}  # for training-only terms (ours)
         if return_attention:
             uv = attn.pop("uv")
             out["attention"] = attn

@@ -171,6 +171,16 @@ class RefineStage(nn.Module):
         self.pqe = PoseQueryEnhancer(cfg, query_dim, query_from_kgff=cfg.use_kgff)
         self.norm = nn.LayerNorm(d)
         self.head = PoseHead(T, d, cfg.head_hidden, cfg.norm_mm)
+        if self.residual:
+            self.zero_init_delta()
+
+    @torch.no_grad()
+    def zero_init_delta(self) -> None:
+        """With ``refine_residual``: the head's coordinate outputs start near zero (weights x 0.01, bias 0), so the
+        stage starts as the identity p^(i) = p^(i-1) and can only learn to move the pose from there."""
+        fc2, n = self.head.mlp.fc2, 3 * self.head.per_token  # fc2.weight (G, hidden, 4 J_t): coordinates first
+        fc2.weight[..., :n].mul_(0.01)
+        fc2.bias[..., :n].zero_()
 
     def forward(self, fmap, f, pooled, p_prev, root, focal, princpt, need_weights: bool = False):
         """p_prev (B, 42, 3) root-relative mm; root (B, 2, 3) camera mm used for the projection."""

@@ -1,0 +1,212 @@
+"""Our wrist path and training aids: the heatmap wrist head, its targets and decoding, wrists moved in 2D,
+the residual refiner's start, growing a checkpoint with new modules, the precision choice."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from h2t_lib.camera import cam_to_pixel
+from h2t_lib.config import ModelConfig
+from h2t_lib.losses import Handformer2TLoss, LossConfig, gaussian_heatmaps, hands_absent, heatmap_mse
+from h2t_lib.model import Handformer2T
+from h2t_lib.model.batch import perturb_wrists
+from h2t_lib.model.wrist import WristHeatmapHead, cell_centres
+
+TINY = ModelConfig.preset("tiny")
+HEAT = dataclasses.replace(TINY, wrist_head="heatmap")
+
+
+def _batch(B=4, S=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    focal, princpt = torch.full((B, 2), 90.0), torch.full((B, 2), S / 2)
+    joints = torch.randn(B, 42, 3, generator=g) * 25 + torch.tensor([0.0, 0.0, 450.0])
+    return {"image": torch.rand(B, 3, S, S, generator=g), "focal": focal, "princpt": princpt, "joints_cam": joints,
+            "joint_valid": torch.ones(B, 42), "joints_img": cam_to_pixel(joints, focal, princpt)}
+
+
+def test_gaussian_heatmaps_match_the_closed_form():
+    uv = torch.tensor([[[11.5, 27.5], [30.2, 3.9]]])  # (1, 2, 2) pixels; the first on a cell centre (stride 8)
+    hm = gaussian_heatmaps(uv, 4, 5, 8.0, 6.0)  # (1, 2, 4, 5)
+    assert hm.shape == (1, 2, 4, 5)
+    assert hm[0, 0, 3, 1] == pytest.approx(1.0)  # cell (row 3, col 1) is centred at (11.5, 27.5)
+    x, y = 8 * 4 + 3.5, 8 * 0 + 3.5  # centre of cell (row 0, col 4)
+    want = np.exp(-((x - 30.2) ** 2 + (y - 3.9) ** 2) / (2 * 6.0**2))
+    assert float(hm[0, 1, 0, 4]) == pytest.approx(want, rel=1e-5)
+    torch.testing.assert_close(cell_centres(3, 8.0, uv), torch.tensor([3.5, 11.5, 19.5]))
+
+
+@pytest.mark.parametrize("uv", [(60.3, 40.7), (20.0, 100.0), (97.1, 33.3)])
+def test_decode_finds_a_gaussian_heatmaps_centre(uv):
+    head = WristHeatmapHead((64, 128, 256, 512), image_size=128)
+    target = torch.tensor([[uv, (64.0, 64.0)]])
+    hm = gaussian_heatmaps(target, 16, 16, 8.0, 8.0)  # one cell's std, as the loss's default
+    got = head.decode(hm)
+    assert (got - target).abs().max() < 0.6  # sub-cell: a cell is 8 px
+    # a second, weaker blob elsewhere in the same map does not move the local estimate
+    far = gaussian_heatmaps(torch.tensor([[(10.0, 10.0), (10.0, 10.0)]]), 16, 16, 8.0, 8.0) * 0.7
+    torch.testing.assert_close(head.decode(hm + far)[0, 0], got[0, 0], atol=0.05, rtol=0)
+
+
+def test_decode_of_an_empty_map_is_the_argmax_cell():
+    head = WristHeatmapHead((64, 128, 256, 512), image_size=128)
+    hm = torch.full((1, 2, 16, 16), -1.0)
+    hm[0, 0, 5, 9] = -0.5  # the largest value, still negative
+    assert head.decode(hm)[0, 0].tolist() == [9 * 8 + 3.5, 5 * 8 + 3.5]
+
+
+def test_heatmap_mse_targets_labelled_absent_and_unlabelled_maps():
+    uv = torch.tensor([[[20.0, 20.0], [40.0, 40.0], [5.0, 5.0]]])
+    valid = torch.tensor([[True, False, False]])
+    absent = torch.tensor([[False, True, False]])
+    target = gaussian_heatmaps(uv, 8, 8, 8.0, 8.0)
+    pred = torch.zeros(1, 3, 8, 8)
+    pred[0, 0] = target[0, 0]  # a perfect first map
+    pred[0, 1] = 0.5  # an absent hand's map should be zero: 64 cells x 0.25
+    pred[0, 2] = 3.0  # unlabelled point of a present hand: does not count
+    assert float(heatmap_mse(pred, uv, valid, absent, 64, 1.0)) == pytest.approx(64 * 0.25)
+    v = torch.ones(2, 42, dtype=torch.bool)
+    v[1, 21:] = False
+    absent42 = hands_absent(v)
+    assert not absent42[0].any() and absent42[1, 21:].all() and not absent42[1, :21].any()
+
+
+def test_perturbed_wrists_project_to_the_shifted_pixel_at_the_same_depth():
+    b = _batch()
+    wrists = b["joints_cam"][:, [20, 41]]
+    shift = torch.tensor([[3.0, -4.0], [0.5, 7.0]]).expand(4, 2, 2)
+    moved = perturb_wrists(wrists, shift, b["focal"], b["princpt"])
+    before, after = cam_to_pixel(wrists, b["focal"], b["princpt"]), cam_to_pixel(moved, b["focal"], b["princpt"])
+    torch.testing.assert_close(after - before, shift, atol=1e-4, rtol=0)
+    torch.testing.assert_close(moved[..., 2], wrists[..., 2])
+
+
+def test_root_noise_moves_only_what_kgff_sees():
+    from h2t_lib.model.batch import forward
+
+    model = Handformer2T(TINY).eval()
+    b = _batch()
+    with torch.no_grad():
+        clean = forward(model, b, "gt")
+        noisy = forward(model, b, "gt", root_noise_px=5.0)
+    torch.testing.assert_close(noisy["p"][0], clean["p"][0])  # the coarse stage does not read the wrists
+    assert not torch.allclose(noisy["p"][-1], clean["p"][-1])  # the refiner does
+
+
+def test_heatmap_wrist_head_sets_the_wrists_pixel_and_learns():
+    model = Handformer2T(HEAT)
+    b = _batch()
+    out = model(b["image"], b["focal"], b["princpt"])
+    assert out["wrist_heatmaps"].shape == (4, 2, 8, 8) and out["wrist_neck"].shape == (4, 64, 8, 8)
+    uv = cam_to_pixel(out["root"], b["focal"], b["princpt"])
+    torch.testing.assert_close(uv, model.wrist_head.decode(out["wrist_heatmaps"]), atol=1e-3, rtol=0)
+    crit = Handformer2TLoss(HEAT, LossConfig(joint_heatmap_weight=0.5))
+    terms = crit(out, b)
+    assert {"wrist_heatmap", "joint_heatmap"} <= set(terms)
+    terms["total"].backward()
+    for p in (model.wrist_head.out.weight, model.wrist_head.lateral3.weight,
+              model.extractor.backbone.layer2[0].conv1.weight, crit.joint_heatmap.conv.weight):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+    # the wrist term falls on a fixed batch
+    torch.manual_seed(0)
+    model, crit = Handformer2T(HEAT), Handformer2TLoss(HEAT)
+    opt = torch.optim.Adam(list(model.parameters()) + list(crit.parameters()), lr=1e-3)
+    first = None
+    for _ in range(25):
+        t = crit(model(b["image"], b["focal"], b["princpt"]), b)
+        first = float(t["wrist_heatmap"].detach()) if first is None else first
+        opt.zero_grad()
+        t["wrist_heatmap"].backward()
+        opt.step()
+    assert float(t["wrist_heatmap"]) < 0.5 * first
+
+
+def test_the_wrist_head_leaves_the_other_weights_as_they_were():
+    plain, heat = Handformer2T(TINY).state_dict(), Handformer2T(HEAT).state_dict()
+    assert not any(k.startswith("wrist_head.") for k in plain)
+    assert all(torch.equal(v, heat[k]) for k, v in plain.items())
+    assert ModelConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "wrist_head"}).wrist_head == "tokens"
+    with pytest.raises(ValueError, match="wrist_head"):
+        dataclasses.replace(TINY, wrist_head="fist")
+    with pytest.raises(ValueError, match="levels 2 and 3"):
+        ModelConfig.preset("cpu", wrist_head="heatmap", levels=(2, 1))
+
+
+def test_joint_heatmaps_need_the_heatmap_wrist_head():
+    with pytest.raises(ValueError, match="wrist_head='heatmap'"):
+        Handformer2TLoss(TINY, LossConfig(joint_heatmap_weight=1.0))
+
+
+def test_residual_refiner_starts_as_the_identity():
+    model = Handformer2T(dataclasses.replace(TINY, refine_residual=True)).eval()
+    b = _batch()
+    with torch.no_grad():
+        out = model(b["image"], b["focal"], b["princpt"], b["joints_cam"][:, [20, 41]])
+        plain = Handformer2T(TINY).eval()(b["image"], b["focal"], b["princpt"], b["joints_cam"][:, [20, 41]])
+    step = (out["p"][1] - out["p"][0]).norm(dim=-1).mean()
+    assert step < 2.0  # mm: the delta starts near zero
+    assert (plain["p"][1] - plain["p"][0]).norm(dim=-1).mean() > 10 * step
+
+
+def test_init_with_a_new_wrist_head_keeps_every_trained_weight(tmp_path, capsys):
+    from h2t_lib.checkpoint import save_checkpoint
+    from h2t_lib.train_config import TrainConfig
+    from h2t_lib.train_state import build
+
+    src = Handformer2T(TINY)
+    with torch.no_grad():
+        for p in src.parameters():
+            p.add_(0.5)  # "trained": unlike a fresh init
+    save_checkpoint(tmp_path / "a.pt", src)
+    cfg = TrainConfig.preset("tiny", init=str(tmp_path / "a.pt"), model_preset=None,
+                             model={"wrist_head": "heatmap", "refine_residual": True})
+    model, _, _ = build(cfg, torch.device("cpu"))
+    assert model.cfg.wrist_head == "heatmap" and model.wrist_head is not None
+    theirs = src.state_dict()
+    for k, v in model.state_dict().items():
+        if k.startswith("wrist_head."):
+            continue
+        if k.startswith("stages.1.head.mlp.fc2"):  # restarted near zero for the residual's coordinates
+            assert not torch.equal(v, theirs[k])
+            continue
+        torch.testing.assert_close(v, theirs[k], msg=k)
+    note = capsys.readouterr().out
+    assert "wrist_head" in note and "refine_residual" in note
+
+
+def test_precision_choice(monkeypatch):
+    import h2t_lib.utils as utils
+
+    monkeypatch.setattr(utils, "cpu_has_bf16", lambda: True)
+    assert utils.resolve_precision("auto", "cpu") == ("bf16", torch.bfloat16)
+    monkeypatch.setattr(utils, "cpu_has_bf16", lambda: False)
+    assert utils.resolve_precision("auto", "cpu") == ("fp32", None)
+    assert utils.resolve_precision("bf16", "cpu") == ("bf16", torch.bfloat16)
+    with pytest.raises(ValueError, match="CUDA only"):
+        utils.resolve_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="precision"):
+        utils.resolve_precision("fp8", "cpu")
+
+
+def test_a_bf16_run_says_so_and_trains_in_bf16(interhand_dir, tmp_path, monkeypatch):
+    from h2t_lib.train import TrainConfig, TrainStep, train
+
+    seen = []
+    real = TrainStep.forward
+
+    def spy(self, batch, global_step=None):
+        seen.append(self.amp_dtype)
+        return real(self, batch, global_step)
+
+    monkeypatch.setattr(TrainStep, "forward", spy)
+    cfg = TrainConfig.preset("tiny", epochs=1, steps_per_epoch=2, precision="bf16",
+                             model={"wrist_head": "heatmap"}, root_noise_px=3.0)
+    history = train(cfg, interhand_dir, tmp_path / "run", device="cpu", progress=False)
+    assert history["precision"] == "bf16" and seen == [torch.bfloat16, torch.bfloat16]
+    assert json.loads((tmp_path / "run" / "log.json").read_text())["precision"] == "bf16"
+    row = history["epochs"][-1]
+    assert np.isfinite(row["train_wrist_heatmap"]) and np.isfinite(row["val_wrist_px"])
+    assert "val_pred_mpjpe_stage2" in row
