@@ -11,7 +11,8 @@ A run directory holds ``last.pt`` (everything needed to continue: weights, optim
 scheduler, the loss's flows, RNG states, the log so far), ``best.pt`` (weights of the
 epoch with the lowest validation MPJPE), ``log.csv`` / ``log.json`` (one row per epoch)
 and ``loss_curve.png``. ``--resume`` continues from ``last.pt`` and gives, on CPU, the
-very numbers an uninterrupted run gives: every epoch re-seeds all random generators
+very numbers an uninterrupted run gives, learning rate included (every schedule): every
+epoch re-seeds all random generators
 from ``(seed, epoch)``, and the shuffling order and the augmentation (drawn per sample
 from ``(seed, index, epoch)`` by the loaders) do not depend on what ran before, nor on
 the number of DataLoader workers.
@@ -113,9 +114,8 @@ def train(
         data = training_data(cfg, data_dir, model.cfg.image_size, d)
         amp = MixedPrecision(cfg, d.device, run.state)
         step = distributed.wrap(TrainStep(model, run.criterion, amp.dtype, cfg.pred_root_frac), d)  # DDP with several processes
-        scheduler, per_step = make_scheduler(optimizer, cfg, data.steps_per_epoch)
-        if run.state is not None:
-            scheduler.load_state_dict(run.state["scheduler"])
+        scheduler, per_step = make_scheduler(optimizer, cfg, data.steps_per_epoch,
+                                             None if run.state is None else run.state["scheduler"])
         run.history.update(data=data.summary, world_size=d.world_size, batch_per_process=cfg.batch_size,
                            global_batch=cfg.batch_size * d.world_size)
         log = RunLog(run.history, out_dir, d.main, progress, verbose, on_step, on_epoch_end)
