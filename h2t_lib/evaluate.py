@@ -415,11 +415,12 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from .cli import UserError
     from .data.loading import available_splits, open_dataset, subset
-    from .utils import resolve_device
-    from .utils import atomic_write_json
+    from .utils import atomic_write_json, check_writable, resolve_device
 
     if args.batch_size < 1 or args.max_samples < 0:
         raise UserError("--batch-size must be >= 1 and --max-samples >= 0")
+    if args.json:
+        check_writable(args.json)  # before the evaluation, not after it
     data = Path(args.data)
     if not data.exists():
         raise FileNotFoundError(f"data folder {data} does not exist")

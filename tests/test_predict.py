@@ -92,3 +92,39 @@ def test_predict_cli_errors_are_one_line(setup, tmp_path, case):
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert {"text_file": "not an image", "missing_image": "does not exist", "not_a_checkpoint": "not an h2t checkpoint"}[case] in r.stderr
+
+
+def test_predict_and_demo_find_the_shipped_checkpoint_from_any_folder(setup, tmp_path, monkeypatch):
+    from h2t_lib import demo
+
+    _, _, _, image = setup
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "h2t_lib", "predict", str(image), "--out", "out"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "out" / "hands_keypoints.json").read_text())["checkpoint"] == str(
+        REPO / "data" / "checkpoints" / "h2t_cpu.pt")
+    seen = {}
+    monkeypatch.setattr(demo, "main_job", lambda data, out, ckpt, **kw: seen.setdefault("ckpt", Path(ckpt)))
+    monkeypatch.chdir(tmp_path)
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    demo.run(parser.parse_args([]))
+    assert seen["ckpt"].is_file()
+
+
+def test_predict_on_a_console_that_is_not_utf8(setup, tmp_path):
+    """cp1252 (Windows, output redirected) cannot encode every path: the command still ends well."""
+    _, _, ckpt, image = setup
+    folder = tmp_path / "hände_手"
+    folder.mkdir()
+    (folder / "hands.png").write_bytes(image.read_bytes())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "cp1252"}
+    r = subprocess.run([sys.executable, "-m", "h2t_lib", "predict", str(folder / "hands.png"), "--ckpt", str(ckpt),
+                        "--out", str(folder)], cwd=REPO, env=env, capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode("cp1252")
+    assert "hände_\\u624b" in out and "wrote" in out and "right wrist at" in out
+    assert (folder / "hands_keypoints.json").is_file() and (folder / "hands_overlay.png").is_file()
