@@ -184,3 +184,11 @@ def test_eval_on_a_console_that_is_not_utf8(setup, tmp_path):
     assert "données_\\u624b" in out and "stage 2 (refined, final)" in out and "wrote" in out
     assert json.loads((data / "res.json").read_text(encoding="utf-8"))["data"] == str(data)
 
+
+def test_footer_counts_only_samples_with_a_valid_joint(rng):
+    preds = _fake_preds(9, rng)  # interacting, right, left, x 3
+    preds["joint_valid"][[0, 1]] = 0  # an interacting and a right-hand annotation without any valid joint
+    preds["joint_valid"][2, 41] = 0  # a left hand without its wrist: no joint of it counts
+    res = evaluate(None, [None] * 9, preds=preds)
+    assert (res["num_samples"], res["num_single"], res["num_interacting"], res["num_unscored"]) == (9, 4, 2, 3)
+    assert "9 samples (4 single-hand, 2 interacting, 3 without a valid joint, not scored)" in format_table(res)
