@@ -46,7 +46,8 @@ bench: $(STAMP)
 # checkpoint and its validation, then the evaluation table. MINUTES is the training's budget; the
 # validation images and the evaluation come on top (seconds on a 16-core machine).
 # On CPU, as tested: make gpu-run PRESET=tiny SIZE=64 MINUTES=1 EPOCHS=100000 TRAIN_DEVICE=cpu RUN=/tmp/gpu_run
-# (SET="key=value ..." passes --set overrides; EPOCHS overrides the preset's number of epochs.)
+# (SET="key=value ..." passes --set overrides; EPOCHS overrides the preset's number of epochs;
+# a RUN that holds an earlier run is refused: another RUN, or OVERWRITE=1 to replace it.)
 PRESET       ?= paper
 MINUTES      ?= 10
 SIZE         ?= 256
@@ -57,7 +58,7 @@ gpu-run: $(STAMP)
 	$(PY) -m h2t_lib synth --out $(RUN)_val --split test --num $(VAL_NUM) --size $(SIZE) --seed 7 \
 		--workers $(shell env -u OMP_NUM_THREADS nproc) --no-progress
 	$(PY) -m h2t_lib train --preset $(PRESET) --render --data $(RUN)_val --out $(RUN) --device $(TRAIN_DEVICE) \
-		--time-budget $(MINUTES) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SET),--set $(SET))
+		--time-budget $(MINUTES) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SET),--set $(SET)) $(if $(OVERWRITE),--overwrite)
 	$(PY) -m h2t_lib eval --ckpt $(RUN)/last.pt --data $(RUN)_val --split test --device $(TRAIN_DEVICE) \
 		--json $(RUN)/eval.json --quiet
 

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .utils import atomic_write_json, is_fast
+from .utils import atomic_write_json, check_writable, is_fast
 
 #: the base model of every row: the tiny preset at c_e = 64
 BASE = {"dim": 64}
@@ -268,6 +268,9 @@ def run(args) -> int:
         assert 1 <= k <= n
     except (ValueError, AssertionError):
         raise ValueError(f"--shard {args.shard}: give K/N with 1 <= K <= N, e.g. 1/2 and 2/2 for two processes")
+    check_writable(args.out, folder=True)
+    if args.json:
+        check_writable(args.json)
     table = ablate(args.data, args.out, budget, device=args.device, tables=tables, json_path=args.json,
                    shard=(k - 1, n))
     if table is None:

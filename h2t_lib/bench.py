@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from h2t_lib.cli import UserError
-from h2t_lib.utils import atomic_write_json, atomic_write_text, is_fast
+from h2t_lib.utils import atomic_write_json, atomic_write_text, check_writable, is_fast
 
 _RESULT_TAG = "H2T_BENCH_RESULT "
 _PROGRESS_TAG = "H2T_BENCH_PROGRESS "
@@ -186,6 +186,8 @@ def _resolve(args) -> dict:
 
 
 def run(args) -> int:
+    if args.json:
+        check_writable(args.json)  # before the benchmark, not after it
     settings = _resolve(args)
     meta = _meta(settings)
     print(f"h2t bench on {meta['device_name']} ({settings['device']}), image {settings['image_size']} px, "

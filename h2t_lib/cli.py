@@ -34,8 +34,17 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _printable_anywhere() -> None:
+    """A character the console's encoding lacks (a non-ASCII path on a cp1252 console) is written as an
+    escape (``\\u624b``) instead of ending the command with a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _printable_anywhere()
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
@@ -52,6 +61,11 @@ def main(argv=None) -> int:
     except (UserError, FileNotFoundError, ValueError) as e:
         # Bad input: one clear line, no traceback.
         print(f"h2t {name}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # The file system refused (a read or a write outside the checked paths): one line naming the file.
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"h2t {name}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"h2t {name}: interrupted", file=sys.stderr)

@@ -19,11 +19,10 @@ import fcntl
 import os
 from pathlib import Path
 
-from h2t_lib.utils import is_fast
+from h2t_lib.utils import ROOT, SHIPPED_CHECKPOINT, is_fast
 
-#: the repository root (this file is <root>/h2t_lib/course.py)
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "data" / "checkpoints" / "h2t_cpu.pt"
+#: the shipped model, as predict and demo find it (ROOT: the repository root)
+SHIPPED = SHIPPED_CHECKPOINT
 SPLITS = {  # split -> (number normal, number fast, seed)
     "test": (300, 24, 202),
     "train": (2000, 48, 201),

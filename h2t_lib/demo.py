@@ -2,15 +2,16 @@
 
 1. Render a synthetic two-hand set (train and test splits, fixed seeds) into ``runs/demo_data``;
    skipped when it is already there and complete.
-2. Load the shipped checkpoint ``data/checkpoints/h2t_cpu.pt`` (trained with the ``cpu``
-   preset, see docs/results.md); without it, train a short ``cpu`` run instead (said so).
+2. Load the shipped checkpoint ``data/checkpoints/h2t_cpu.pt`` of the checkout, found from any working
+   directory (trained with the ``cpu`` preset, see docs/results.md); without it, train a short ``cpu``
+   run instead (said so).
 3. Evaluate it on the test split: MPJPE of every stage and the two reference rows.
 4. Fine-tune it for a few minutes on the demo's training split (a new sample of the same
    distribution), learning rate warmed up from zero; the log and the loss curve land in
-   ``runs/demo_finetune``. The shipped model's own training curve (stored in the checkpoint)
-   is printed and plotted too (its last leg's: docs/results.md lists every leg); the fine-tune
-   continues from where that ended, so its loss moves little and the demo says whether the
-   change exceeds the step-to-step noise.
+   ``runs/demo_finetune`` (the demo's own folder: an earlier demo's run there is replaced). The
+   shipped model's own training curve (stored in the checkpoint) is printed and plotted too (its
+   last leg's: docs/results.md lists every leg); the fine-tune continues from where that ended, so
+   its loss moves little and the demo says whether the change exceeds the step-to-step noise.
 5. Evaluate again and print both tables.
 
 Under 15 minutes on a 2-core CPU; ``H2T_FAST=1`` shrinks every step to seconds.
@@ -24,9 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .utils import atomic_write_json, is_fast
-
-SHIPPED = Path("data/checkpoints/h2t_cpu.pt")
+from .utils import SHIPPED_CHECKPOINT as SHIPPED, atomic_write_json, check_writable, is_fast
 
 
 @dataclasses.dataclass
@@ -146,7 +145,7 @@ def main_job(data_dir="runs/demo_data", out_dir="runs/demo_finetune", ckpt=SHIPP
 
     fast = is_fast() if fast is None else fast
     cfg = DemoConfig.fast() if fast else DemoConfig()
-    data_dir, out_dir, ckpt = Path(data_dir), Path(out_dir), Path(ckpt)
+    data_dir, out_dir, ckpt = check_writable(data_dir, folder=True), check_writable(out_dir, folder=True), Path(ckpt)
     device = resolve_device(device)
     t_start = time.time()
 
@@ -180,7 +179,7 @@ def main_job(data_dir="runs/demo_data", out_dir="runs/demo_finetune", ckpt=SHIPP
               f"{'tiny' if fast else 'cpu'} run instead")
         short = TrainConfig.preset("tiny" if fast else "cpu", epochs=cfg.fallback_epochs,
                                    steps_per_epoch=cfg.fallback_steps, lr_step=max(1, cfg.fallback_epochs - 1))
-        train(short, data_dir, out_dir / "from_scratch", device=str(device), progress=progress)
+        train(short, data_dir, out_dir / "from_scratch", device=str(device), progress=progress, overwrite=True)
         init = out_dir / "from_scratch" / "last.pt"
         model, extra = load_model(init, device=device)
 
@@ -197,7 +196,7 @@ def main_job(data_dir="runs/demo_data", out_dir="runs/demo_finetune", ckpt=SHIPP
         lr_step=cfg.finetune_epochs, warmup_steps=cfg.finetune_steps, max_val_samples=min(200, cfg.num_test), log_every=5 if not fast else 1,
         batch_size=32 if not fast else 4,
     )
-    history = train(ft, data_dir, out_dir, device=str(device), progress=progress)
+    history = train(ft, data_dir, out_dir, device=str(device), progress=progress, overwrite=True)
     print(f"      {_loss_trend(history)}; loss curve: {out_dir / 'loss_curve.png'}")
 
     print("[5/5] evaluating the fine-tuned model")
@@ -221,11 +220,12 @@ def main_job(data_dir="runs/demo_data", out_dir="runs/demo_finetune", ckpt=SHIPP
 def add_arguments(p) -> None:
     p.add_argument("--data", default="runs/demo_data", help="where the synthetic data goes (default: runs/demo_data)")
     p.add_argument("--out", default="runs/demo_finetune", help="fine-tuning run directory (default: runs/demo_finetune)")
-    p.add_argument("--ckpt", default=str(SHIPPED), help=f"the model to start from (default: {SHIPPED})")
+    p.add_argument("--ckpt", default=None,
+                   help="the model to start from (default: the shipped data/checkpoints/h2t_cpu.pt of the h2t checkout)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args) -> int:
-    main_job(args.data, args.out, args.ckpt, device=args.device, progress=not args.quiet)
+    main_job(args.data, args.out, args.ckpt or SHIPPED, device=args.device, progress=not args.quiet)
     return 0

@@ -271,7 +271,8 @@ def evaluate(
         precision: the model's autocast ("fp32", "bf16", "auto"), as :func:`predict_dataset`.
 
     Returns:
-        {"num_samples", "num_single", "num_interacting", "num_stages", "root_source", "rows": [{"name",
+        {"num_samples" (all), "num_single", "num_interacting" (samples with at least one joint the metric
+        counts), "num_unscored" (samples with none), "num_stages", "root_source", "rows": [{"name",
         "single", "interacting", "all", ("epe"), "per_joint": [42]} per stage, then the references],
         "stages": [the stage rows' names], "root_error_mm": mean predicted-wrist error (valid
         wrists), "root_error_px": mean 2D wrist error in crop pixels (:func:`wrist_pixel_errors`),
@@ -283,7 +284,7 @@ def evaluate(
     if preds is None:
         preds = predict_dataset(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
                                 root_source=root_source, progress=progress, precision=precision)
-    from .metrics import per_sample_errors
+    from .metrics import counted_joints, per_sample_errors
 
     gt, valid, ht = preds["joints_cam"], preds["joint_valid"], list(preds["hand_type"])
     rhd = _is_rhd(dataset)
@@ -311,10 +312,12 @@ def evaluate(
     root_err = np.linalg.norm(preds["root"] - gt[:, roots], axis=-1)  # (M, 2)
     per_sample = [per_sample_errors(p, gt, valid) for p in preds["p"]]
     ht_arr = np.asarray(ht)
+    scored = counted_joints(valid).any(axis=1)  # (M,) a sample without a joint that counts adds to no MPJPE
     return {
         "num_samples": int(len(gt)),
-        "num_single": int(np.isin(ht_arr, ["right", "left"]).sum()),
-        "num_interacting": int((ht_arr == "interacting").sum()),
+        "num_single": int((np.isin(ht_arr, ["right", "left"]) & scored).sum()),
+        "num_interacting": int(((ht_arr == "interacting") & scored).sum()),
+        "num_unscored": int((~scored).sum()),
         "num_stages": int(n_stages),
         "root_source": root_source or (getattr(getattr(model, "cfg", None), "root_source", None)),
         "image_size": getattr(getattr(model, "cfg", None), "image_size", None),
@@ -367,7 +370,9 @@ def format_table(res: dict) -> str:
         if has_epe:
             line += f" {_fmt(r.get('epe'))} |"
         lines.append(line)
-    foot = (f"{res['num_samples']} samples ({res['num_single']} single-hand, {res['num_interacting']} interacting); "
+    unscored = res.get("num_unscored", 0)
+    foot = (f"{res['num_samples']} samples ({res['num_single']} single-hand, {res['num_interacting']} interacting"
+            + (f", {unscored} without a valid joint, not scored" if unscored else "") + "); "
             f"mm, root-relative per hand; KGFF root: {res.get('root_source')}; "
             f"predicted-wrist error {res['root_error_mm']:.1f} mm")
     if "root_error_px" in res:
@@ -443,10 +448,12 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from .cli import UserError
     from .data.loading import available_splits, open_dataset, subset
-    from .utils import atomic_write_json, resolve_device, resolve_precision
+    from .utils import atomic_write_json, check_writable, resolve_device, resolve_precision
 
     if args.batch_size < 1 or args.max_samples < 0:
         raise UserError("--batch-size must be >= 1 and --max-samples >= 0")
+    if args.json:
+        check_writable(args.json)  # before the evaluation, not after it
     data = Path(args.data)
     if not data.exists():
         raise FileNotFoundError(f"data folder {data} does not exist")

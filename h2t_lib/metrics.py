@@ -65,11 +65,16 @@ def _check_inputs(pred, gt, joint_valid):
             f"joint_valid must have shape (N, {NUM_JOINTS}) = {tuple(pred.shape[:2])} (one 0/1 per joint), "
             f"got {tuple(valid.shape)}"
         )
-    valid = valid > 0.5
-    # A joint counts only if its hand's root is valid (root-relative error needs the root).
+    return pred, gt, counted_joints(valid)
+
+
+def counted_joints(joint_valid) -> np.ndarray:
+    """(N, 42) bool: the joints the metrics count, those valid whose hand's wrist is valid too
+    (root-relative error needs the root). ``joint_valid``: (N, 42) 0/1 or bool."""
+    valid = _to_numpy(joint_valid, "joint_valid") > 0.5
     for hand, sl in HAND_SLICE.items():
         valid[:, sl] &= valid[:, ROOT_INDEX[hand], None]
-    return pred, gt, valid
+    return valid
 
 
 def _check_hand_type(hand_type, n: int) -> np.ndarray:

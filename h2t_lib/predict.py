@@ -199,7 +199,8 @@ def draw_overlay(image, result: dict, path) -> None:
 # ---------------------------------------------------------------------------
 def add_arguments(p) -> None:
     p.add_argument("image", help="an RGB image (PNG, JPEG, ...)")
-    p.add_argument("--ckpt", default="data/checkpoints/h2t_cpu.pt", help="checkpoint (default: the shipped one)")
+    p.add_argument("--ckpt", default=None,
+                   help="checkpoint (default: the shipped data/checkpoints/h2t_cpu.pt of the h2t checkout)")
     p.add_argument("--focal", type=float, nargs=2, metavar=("FX", "FY"), default=None,
                    help=f"focal length in pixels (default: {DEFAULT_FOCAL_FACTOR} * max(W, H))")
     p.add_argument("--princpt", type=float, nargs=2, metavar=("CX", "CY"), default=None,
@@ -212,14 +213,15 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from .evaluate import load_model
-    from .utils import atomic_write_json
+    from .utils import SHIPPED_CHECKPOINT, atomic_write_json, check_writable
 
-    image, orientation = read_image(args.image)  # first: a bad image fails before the model loads
-    model, _ = load_model(args.ckpt, device=args.device, root_source="pred")
+    out = check_writable(args.out, folder=True)  # before the work: a folder that cannot take the files fails now
+    image, orientation = read_image(args.image)  # a bad image fails before the model loads
+    ckpt = args.ckpt or SHIPPED_CHECKPOINT
+    model, _ = load_model(ckpt, device=args.device, root_source="pred")
     res = predict_image(model, image, focal=args.focal, princpt=args.princpt, bbox=args.bbox,
                         exif_orientation=orientation)
-    res = {"image": str(args.image), "checkpoint": str(args.ckpt), **res}
-    out = Path(args.out)
+    res = {"image": str(args.image), "checkpoint": str(ckpt), **res}
     stem = Path(args.image).stem
     json_path, png_path = out / f"{stem}_keypoints.json", out / f"{stem}_overlay.png"
     atomic_write_json(json_path, res)

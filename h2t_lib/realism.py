@@ -75,6 +75,7 @@ import numpy as np
 from h2t_lib import skeleton as sk
 from h2t_lib.camera import cam_to_pixel
 from h2t_lib.cli import UserError
+from h2t_lib.utils import check_writable
 
 REPO = Path(__file__).resolve().parent.parent
 MP_SCRIPT = REPO / "tools" / "mediapipe_hands.py"
@@ -411,5 +412,6 @@ def run(args) -> int:
         raise UserError(f"--limit must be >= 1, got {args.limit}")
     if args.detections and not Path(args.detections).is_file():
         raise UserError(f"--detections {args.detections}: no such file")
+    check_writable(args.out or Path(args.data) / "realism", folder=True)
     realism_report(args.data, args.split, args.out, args.mp_python, args.detections, args.match_frac, args.limit)
     return 0

@@ -10,8 +10,10 @@ its presets ("paper", "cpu", "tiny") are in :mod:`h2t_lib.train_config`.
 A run directory holds ``last.pt`` (everything needed to continue: weights, optimizer,
 scheduler, the loss's flows, RNG states, the log so far), ``best.pt`` (weights of the
 epoch with the lowest validation MPJPE), ``log.csv`` / ``log.json`` (one row per epoch)
-and ``loss_curve.png``. ``--resume`` continues from ``last.pt`` and gives, on CPU, the
-very numbers an uninterrupted run gives: every epoch re-seeds all random generators
+and ``loss_curve.png``. The folder is checked for writing before any work; one that holds
+another run's results is refused unless ``--resume`` or ``--overwrite`` says what to do.
+``--resume`` continues from ``last.pt`` and gives, on CPU, the very numbers an uninterrupted
+run gives, learning rate included (every schedule): every epoch re-seeds all random generators
 from ``(seed, epoch)``, and the shuffling order and the augmentation (drawn per sample
 from ``(seed, index, epoch)`` by the loaders) do not depend on what ran before, nor on
 the number of DataLoader workers.
@@ -58,7 +60,8 @@ from .model.batch import forward, gt_roots  # noqa: F401
 from .train_config import (LR_SCHEDULES, TRAIN_DATA, TRAIN_PRESETS, TrainConfig, _scaled_step,  # noqa: F401
                            lr_factor, make_scheduler, parse_overrides, warmup)
 from .train_log import EpochMeter, RunLog, TrainingError, plot_history, write_logs  # noqa: F401
-from .train_state import Run, export_checkpoint, rng_state, set_rng_state, start_run, save_epoch  # noqa: F401
+from .train_state import (Run, export_checkpoint, prepare_run_dir, rng_state, set_rng_state, start_run,  # noqa: F401
+                          save_epoch)
 from .utils import autocast, resolve_device, resolve_precision, seed_everything  # noqa: F401
 
 
@@ -77,6 +80,7 @@ def train(
     on_epoch_end: Optional[Callable[[dict], None]] = None,
     on_step: Optional[Callable[[dict], None]] = None,
     time_budget: Optional[float] = None,
+    overwrite: bool = False,
 ) -> dict:
     """Train (or, with ``resume``, continue) a run; return the history.
 
@@ -85,7 +89,8 @@ def train(
             the config stored in ``last.pt`` is used.
         data_dir: a dataset folder with a ``train`` split (and optionally ``test``/``val``); with
             ``train_data="render"`` only the validation split is read from it, and it may be None.
-        out_dir: the run directory (created).
+        out_dir: the run directory (created). One that holds another run's results (last.pt, best.pt,
+            log.json) is refused unless ``resume`` or ``overwrite``.
         resume: continue from ``out_dir/last.pt`` (no epoch lost after a kill).
         epochs: override the number of epochs (e.g. to train a finished run longer).
         device: "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...; under torchrun each
@@ -96,6 +101,7 @@ def train(
         on_step: called with ``{"epoch", "step", "total", "lr"}`` after every logged step.
         time_budget: minutes of wall-clock for this call; the steps stop in time for the epoch's
             validation and checkpoint (``history["stopped"]`` says where). None = no limit.
+        overwrite: start afresh in a folder that holds another run: its files are deleted first.
 
     Returns:
         ``{"config": TrainConfig as dict, "model_config": dict, "epochs": [one dict per epoch],
@@ -103,19 +109,20 @@ def train(
         "data": {...}, "world_size", "batch_per_process", "global_batch", ("stopped": {...})}``.
 
     Raises:
-        FileNotFoundError / ValueError / UserError (one line in the CLI) on bad input;
+        FileNotFoundError / ValueError / UserError (one line in the CLI) on bad input, an output folder
+        that cannot be written or holds another run (checked before any work), a failed write;
         :class:`TrainingError` when the loss stops being finite.
     """
     budget = TimeBudget(time_budget)
     with distributed.session(device) as d:
+        prepare_run_dir(out_dir, resume, overwrite, d.main)
         run = start_run(train_cfg, out_dir, resume, epochs, d.device)
         cfg, model, optimizer = run.cfg, run.model, run.optimizer
         data = training_data(cfg, data_dir, model.cfg.image_size, d)
         amp = MixedPrecision(cfg, d.device, run.state)
         step = distributed.wrap(TrainStep(model, run.criterion, amp.dtype, cfg.pred_root_frac, cfg.root_noise_px), d)  # DDP with several processes
-        scheduler, per_step = make_scheduler(optimizer, cfg, data.steps_per_epoch)
-        if run.state is not None:
-            scheduler.load_state_dict(run.state["scheduler"])
+        scheduler, per_step = make_scheduler(optimizer, cfg, data.steps_per_epoch,
+                                             None if run.state is None else run.state["scheduler"])
         run.history.update(data=data.summary, world_size=d.world_size, batch_per_process=cfg.batch_size,
                            global_batch=cfg.batch_size * d.world_size, precision=amp.name)
         log = RunLog(run.history, out_dir, d.main, progress, verbose, on_step, on_epoch_end)
@@ -349,6 +356,9 @@ def add_arguments(p) -> None:
                         "its validation split is used, and it may be left out")
     p.add_argument("--out", required=True, help="run directory: last.pt, best.pt, log.csv, log.json, loss_curve.png")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an OUT that holds another run (its last.pt, best.pt, logs are deleted); "
+                        "without it (or --resume) such an OUT is refused")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--epochs", type=int, default=None, help="number of epochs (default: the preset's)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's, 0)")
@@ -412,7 +422,7 @@ def run(args) -> int:
             raise UserError(f"--threads {args.threads}: give 1 or more")
         torch.set_num_threads(args.threads)
     history = train(cfg, args.data, args.out, resume=args.resume, epochs=args.epochs, device=args.device,
-                    progress=not args.quiet, verbose=True, time_budget=args.time_budget)
+                    progress=not args.quiet, verbose=True, time_budget=args.time_budget, overwrite=args.overwrite)
     if distributed.from_env().rank != 0:
         return 0  # rank 0 reports
     best = history.get("best")

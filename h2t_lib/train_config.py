@@ -173,15 +173,27 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, min_frac: float) -
     return min_frac + (1.0 - min_frac) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def make_scheduler(optimizer, cfg: "TrainConfig", steps_per_epoch: int):
-    """(scheduler, per_step): StepLR stepped once per epoch, or the cosine LambdaLR stepped every step."""
+def make_scheduler(optimizer, cfg: "TrainConfig", steps_per_epoch: int, state: Optional[dict] = None):
+    """(scheduler, per_step): StepLR stepped once per epoch, or the cosine LambdaLR stepped every step.
+
+    ``state``: a saved ``scheduler.state_dict()`` (resume). It is loaded, and every parameter group's lr
+    is set back to the lr the schedule had reached: the constructor sets it to lr x lambda(0), which
+    ``load_state_dict`` does not undo.
+    """
     import torch
 
     if cfg.lr_schedule == "cosine":
         total = cfg.epochs * steps_per_epoch
-        return torch.optim.lr_scheduler.LambdaLR(
+        scheduler, per_step = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda k: lr_factor(k, total, cfg.warmup_steps, cfg.min_lr_frac)), True
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma), False
+    else:
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+        per_step = False
+    if state is not None:
+        scheduler.load_state_dict(state)
+        for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+            group["lr"] = lr
+    return scheduler, per_step
 
 
 

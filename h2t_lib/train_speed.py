@@ -22,7 +22,7 @@ import time
 import torch
 
 from h2t_lib.cli import UserError
-from h2t_lib.utils import atomic_write_json
+from h2t_lib.utils import atomic_write_json, check_writable
 
 
 def _rate(fn, batch: int, steps: int, warmup: int = 2) -> float:
@@ -134,6 +134,8 @@ def run(args) -> int:
         raise UserError("--steps and --threads must be >= 1, --workers >= 0")
     if not args.render and not args.data:
         raise UserError("give --data DIR (a dataset folder) or --render")
+    if args.json:
+        check_writable(args.json)
     cfg = TrainConfig.preset(args.preset)
     if args.batch_size:
         cfg = dataclasses.replace(cfg, batch_size=args.batch_size)

@@ -25,6 +25,35 @@ from .train_config import TrainConfig
 from .utils import seed_everything
 
 
+#: the files a run writes into its folder; the first three are its results
+RUN_FILES = ("last.pt", "best.pt", "log.json", "log.csv", "loss_curve.png")
+
+
+def prepare_run_dir(out_dir, resume: bool, overwrite: bool, main: bool = True) -> None:
+    """Check the run folder before any work: writable, and not another run's unless told what to do.
+
+    A folder holding ``last.pt``, ``best.pt`` or ``log.json`` is refused unless ``resume`` (continue
+    that run) or ``overwrite`` (its files are deleted here, on the ``main`` rank). The temporary files
+    a killed write left (``.last.pt.*.tmp``, ...) are removed. Raises :class:`h2t_lib.cli.UserError`
+    (one line, exit 2 in the CLI).
+    """
+    from .cli import UserError
+    from .utils import check_writable, remove_stale_tmp
+
+    out_dir = check_writable(out_dir, folder=True)
+    if resume and overwrite:
+        raise UserError("--resume continues the run in the folder, --overwrite replaces it: give one of them")
+    earlier = [name for name in RUN_FILES[:3] if (out_dir / name).exists()]
+    if earlier and not (resume or overwrite):
+        raise UserError(f"{out_dir} holds another run's results ({', '.join(earlier)}); continue it with --resume "
+                        f"(resume=True), replace it with --overwrite (overwrite=True), or choose another --out")
+    if main:
+        remove_stale_tmp(out_dir, RUN_FILES)
+        if overwrite:
+            for name in RUN_FILES:
+                (out_dir / name).unlink(missing_ok=True)
+
+
 @dataclass
 class Run:
     """A run's training objects and where it stands (``epoch`` = the last finished one, 0 when fresh)."""

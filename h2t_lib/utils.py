@@ -1,7 +1,9 @@
-"""Small shared helpers: device choice, seeding, atomic writes, fast mode."""
+"""Small shared helpers: device choice, seeding, fast mode, the shipped checkpoint's path, and output files:
+checked for writing before the work starts, written atomically, a failed write as one line."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import random
@@ -10,6 +12,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+#: the repository root (this file is <root>/h2t_lib/utils.py)
+ROOT = Path(__file__).resolve().parents[1]
+#: the shipped model, found from any working directory
+SHIPPED_CHECKPOINT = ROOT / "data" / "checkpoints" / "h2t_cpu.pt"
 
 
 def is_fast() -> bool:
@@ -106,42 +113,114 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+#: what to do about a failed write, by its errno
+_WRITE_HINTS = {
+    errno.ENOSPC: "free some space or write elsewhere", errno.EDQUOT: "free some space or write elsewhere",
+    errno.EFBIG: "the file system takes no file this large; write elsewhere",
+    errno.EACCES: "choose a folder you can write to", errno.EPERM: "choose a folder you can write to",
+    errno.EROFS: "choose a folder you can write to",
+}
+
+
+def write_error(path, e: OSError):
+    """The one-line :class:`h2t_lib.cli.UserError` for ``e``, an OSError met while writing ``path``:
+    the file, the cause and, for the usual causes (permission, read-only, no space, file too large), the fix."""
+    from .cli import UserError
+
+    cause = e.strerror or str(e) or type(e).__name__
+    hint = _WRITE_HINTS.get(e.errno)
+    return UserError(f"cannot write {path}: {cause}" + (f"; {hint}" if hint else ""))
+
+
+def check_writable(path, folder: bool = False) -> Path:
+    """Check, before any work starts, that ``path`` can be written; return it as a Path.
+
+    ``folder``: ``path`` is a folder that files are written into (a file otherwise). Nothing is created:
+    a temporary file is made and removed in the nearest folder that exists (the rest of the path is
+    created when written). Raises :class:`h2t_lib.cli.UserError` (one line, exit 2 in the CLI) when the
+    path is a file where a folder is wanted or the other way round, or the folder cannot be written.
+    """
+    from .cli import UserError
+
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file; give a folder to write into")
+    if not folder and path.is_dir():
+        raise UserError(f"{path} is a folder; give a file name to write")
+    probe = path if folder else path.parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"cannot write {path}: {probe} is a file, not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".h2t_write_check.", suffix=".tmp", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise write_error(path, e) from None
+    return path
+
+
+def remove_stale_tmp(folder, names) -> list:
+    """Remove the temporary files :func:`atomic_path` left in ``folder`` for the file ``names`` when a
+    process was killed while writing them (``.NAME.*.tmp``); return the paths removed."""
+    removed = []
+    for name in names:
+        for tmp in Path(folder).glob(f".{name}.*.tmp"):
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ""):
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
 
-    A crash leaves only the temporary file behind (never a half-written ``path``).
-    Works for files and for directories (the temporary name does not exist yet).
+    A failed write (an exception, Ctrl-C) removes the temporary file and leaves ``path`` as it was
+    (never half-written); a killed process leaves only ``.NAME.*.tmp`` (see :func:`remove_stale_tmp`).
+    Works for files and for directories (the temporary name does not exist yet). An OSError while
+    writing (permission, no space, file too large) is raised as a one-line :func:`write_error`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)
-    tmp = Path(tmp)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+        os.close(fd)
+        os.unlink(name)
+        tmp = Path(name)
         yield tmp
         if path.is_dir() and tmp.is_dir():
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except OSError as e:
+        raise write_error(path, e) from None
     finally:
-        if tmp.is_dir():
+        if tmp is not None and tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
+        elif tmp is not None and tmp.exists():
             tmp.unlink()
 
 
 def atomic_torch_save(obj, path) -> None:
-    """torch.save written atomically (temp file, then rename)."""
+    """torch.save written atomically (temp file, then rename).
+
+    torch writes through a Python file object here: a full disk is then an OSError (ENOSPC), which
+    :func:`atomic_path` reports in one line, rather than torch's own error naming no file."""
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
 
 
 def atomic_write_text(path, text: str) -> None:
+    """``text`` written atomically to ``path`` as UTF-8 (whatever the system's locale)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def atomic_write_json(path, obj) -> None:

@@ -167,3 +167,28 @@ def test_wrist_pixel_error_and_hand_size_ratio():
     ratio = hand_size_ratio(small, gt, valid)
     np.testing.assert_allclose(ratio[1:], 0.8, atol=1e-9)
     assert ratio[0, 0] == pytest.approx(0.8) and np.isnan(ratio[0, 1])
+
+
+def test_eval_on_a_console_that_is_not_utf8(setup, tmp_path):
+    """cp1252 (Windows, output redirected) cannot encode every path: the table and the JSON still come."""
+    import shutil
+
+    root, _, ckpt = setup
+    data = tmp_path / "données_手"
+    shutil.copytree(root, data)
+    env = {**os.environ, "H2T_FAST": "1", "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "cp1252"}
+    r = subprocess.run([sys.executable, "-m", "h2t_lib", "eval", "--ckpt", str(ckpt), "--data", str(data),
+                        "--json", str(data / "res.json")], cwd=REPO, env=env, capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode("cp1252")
+    assert "données_\\u624b" in out and "stage 2 (refined, final)" in out and "wrote" in out
+    assert json.loads((data / "res.json").read_text(encoding="utf-8"))["data"] == str(data)
+
+
+def test_footer_counts_only_samples_with_a_valid_joint(rng):
+    preds = _fake_preds(9, rng)  # interacting, right, left, x 3
+    preds["joint_valid"][[0, 1]] = 0  # an interacting and a right-hand annotation without any valid joint
+    preds["joint_valid"][2, 41] = 0  # a left hand without its wrist: no joint of it counts
+    res = evaluate(None, [None] * 9, preds=preds)
+    assert (res["num_samples"], res["num_single"], res["num_interacting"], res["num_unscored"]) == (9, 4, 2, 3)
+    assert "9 samples (4 single-hand, 2 interacting, 3 without a valid joint, not scored)" in format_table(res)

@@ -92,3 +92,71 @@ def test_predict_cli_errors_are_one_line(setup, tmp_path, case):
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert {"text_file": "not an image", "missing_image": "does not exist", "not_a_checkpoint": "not an h2t checkpoint"}[case] in r.stderr
+
+
+def test_images_of_any_mode_become_faithful_8bit_rgb(tmp_path):
+    """16-bit grayscale scaled (not clamped to white), every other mode as Pillow converts it, or one line."""
+    from h2t_lib.data.files import DataFileError, open_image
+
+    ramp = np.linspace(0, 65535, 64 * 48).reshape(48, 64).round().astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "gray16.png")  # Pillow opens it as "I;16"
+    Image.fromarray((ramp / 257).round().astype(np.uint8)).save(tmp_path / "gray8.png")  # its 8-bit twin
+    got16, got8 = (np.asarray(open_image(tmp_path / f"{n}.png")[0]).astype(int) for n in ("gray16", "gray8"))
+    assert got16.shape == got8.shape == (48, 64, 3)
+    assert np.abs(got16 - got8).max() <= 1 and got16.max() == 255 and got16.min() == 0
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    base = Image.fromarray(rgb)
+    cases = {  # mode -> (the file, the 8-bit RGB it shows)
+        "I": (Image.fromarray(ramp.astype(np.int32)), np.repeat((ramp / 257).round()[..., None], 3, 2)),
+        "F": (Image.fromarray((ramp / 65535).astype(np.float32)), np.repeat((ramp / 257).round()[..., None], 3, 2)),
+        "RGBA": (base.convert("RGBA"), rgb),
+        "P": (base.quantize(256), np.asarray(base.quantize(256).convert("RGB"))),
+        "LA": (base.convert("LA"), np.repeat(np.asarray(base.convert("L"))[..., None], 3, 2)),
+        "1": (base.convert("1"), np.repeat(np.asarray(base.convert("1"), np.uint8)[..., None] * 255, 3, 2)),
+        "CMYK": (base.convert("CMYK"), rgb),
+    }
+    for mode, (im, want) in cases.items():
+        path = tmp_path / f"{mode}.tif"
+        im.save(path)
+        got, _ = open_image(path)
+        assert got.mode == "RGB", mode
+        assert np.abs(np.asarray(got).astype(int) - want.astype(int)).max() <= 1, mode
+    Image.fromarray(np.full((4, 4), 70000, np.int32)).save(tmp_path / "big.tif")
+    with pytest.raises(DataFileError, match=r"big.tif is a 'I' image with values 70000..70000, outside 0..65535"):
+        open_image(tmp_path / "big.tif")
+
+
+def test_predict_and_demo_find_the_shipped_checkpoint_from_any_folder(setup, tmp_path, monkeypatch):
+    from h2t_lib import demo
+
+    _, _, _, image = setup
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "h2t_lib", "predict", str(image), "--out", "out"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "out" / "hands_keypoints.json").read_text())["checkpoint"] == str(
+        REPO / "data" / "checkpoints" / "h2t_cpu.pt")
+    seen = {}
+    monkeypatch.setattr(demo, "main_job", lambda data, out, ckpt, **kw: seen.setdefault("ckpt", Path(ckpt)))
+    monkeypatch.chdir(tmp_path)
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    demo.run(parser.parse_args([]))
+    assert seen["ckpt"].is_file()
+
+
+def test_predict_on_a_console_that_is_not_utf8(setup, tmp_path):
+    """cp1252 (Windows, output redirected) cannot encode every path: the command still ends well."""
+    _, _, ckpt, image = setup
+    folder = tmp_path / "hände_手"
+    folder.mkdir()
+    (folder / "hands.png").write_bytes(image.read_bytes())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "cp1252"}
+    r = subprocess.run([sys.executable, "-m", "h2t_lib", "predict", str(folder / "hands.png"), "--ckpt", str(ckpt),
+                        "--out", str(folder)], cwd=REPO, env=env, capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode("cp1252")
+    assert "hände_\\u624b" in out and "wrote" in out and "right wrist at" in out
+    assert (folder / "hands_keypoints.json").is_file() and (folder / "hands_overlay.png").is_file()

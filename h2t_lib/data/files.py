@@ -113,14 +113,39 @@ def exif_orientation(image: Image.Image) -> int:
     return int(value) if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+def to_rgb8(im: Image.Image, path, what: str = "an RGB image") -> Image.Image:
+    """An image of any mode Pillow opens as 8-bit RGB, each value scaled from its own range (not clamped).
+
+    16-bit grayscale ("I;16", "I;16B", ..., and "I" holding 0..65535, as some Pillow versions open 16-bit
+    PNGs) is scaled by 255 / 65535; floating point ("F") in 0..1 by 255. Colour modes (CMYK, YCbCr, LAB,
+    HSV), palette (P, PA), alpha (RGBA, LA, PA: the colour is kept, the alpha dropped) and 1-bit images go
+    through Pillow's own conversion. Raises :class:`DataFileError` (one line) for an "I" or "F" image
+    whose values lie outside those ranges: its brightness scale is unknown.
+    """
+    mode = im.mode
+    if mode.startswith("I") or mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        top = 1.0 if mode == "F" else 65535.0
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if lo < 0 or hi > top:
+            raise DataFileError(f"{path} is a {mode!r} image with values {lo:g}..{hi:g}, outside 0..{top:g}: its "
+                                f"brightness scale is unknown; save it as 8- or 16-bit (PNG); expected {what}")
+        gray = np.round(a * (255.0 / top)).astype(np.uint8)
+        return Image.fromarray(np.repeat(gray[..., None], 3, axis=2), "RGB")
+    if mode in ("La", "RGBa"):  # premultiplied alpha: Pillow converts these only to their straight twins
+        im = im.convert(mode.upper())
+    return im.convert("RGB")
+
+
 def open_image(path, what: str = "an RGB image") -> tuple:
     """(RGB PIL image as viewers show it, EXIF orientation applied (1 = none)) of an image file.
 
-    An image without an Orientation tag (or with tag 1) is returned exactly as decoded.
+    Any mode is converted to 8-bit RGB by :func:`to_rgb8` (16-bit scaled, not clamped), or refused in
+    one line. An 8-bit RGB image without an Orientation tag (or with tag 1) is returned exactly as decoded.
     """
     def upright(im):
         orientation = exif_orientation(im)
-        return (ImageOps.exif_transpose(im) if orientation != 1 else im).convert("RGB"), orientation
+        return to_rgb8(ImageOps.exif_transpose(im) if orientation != 1 else im, path, what), orientation
 
     return _decode(_check_file(path, what), what, upright)
 

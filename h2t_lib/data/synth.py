@@ -943,11 +943,14 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from h2t_lib.cli import UserError
-    from h2t_lib.utils import atomic_write_json
+    from h2t_lib.utils import atomic_write_json, check_writable
 
     if args.bench:
         if args.workers < 1:
             raise UserError(f"--workers must be at least 1, got {args.workers}")
+        name = "synth_speed.json" if args.style == DEFAULT_STYLE else f"synth_speed_{args.style}.json"
+        path = Path(args.bench_json) if args.bench_json else Path(__file__).resolve().parents[2] / "docs" / name
+        check_writable(path)
         res = benchmark(workers=args.workers, style=args.style)
         for size in (128, 256):
             r = res[str(size)]
@@ -957,12 +960,11 @@ def run(args) -> int:
                 print(f"synth {size:>3} px: {r['workers_images_per_s']:6.1f} img/s with JPEG encoding, {args.workers} processes")
         if res.get("load_average"):
             print(f"load average {res['load_average'][0]:.2f} on {res['cpu_count']} cores (a busy machine slows the wall-clock rate)")
-        name = "synth_speed.json" if args.style == DEFAULT_STYLE else f"synth_speed_{args.style}.json"
-        path = Path(args.bench_json) if args.bench_json else Path(__file__).resolve().parents[2] / "docs" / name
         atomic_write_json(path, res)
         print(f"wrote {path}")
         return 0
     if args.grid:
+        check_writable(args.grid)
         example_grid(args.grid, args.size, args.seed, style=args.style)
         print(f"wrote {args.grid}")
         return 0
@@ -974,6 +976,7 @@ def run(args) -> int:
         _check_args(args.num, args.size, args.interacting_frac, args.occlusion, args.split, args.style)
     except ValueError as e:
         raise UserError(str(e)) from None
+    check_writable(args.out, folder=True)
     t0 = time.perf_counter()
     summary = write_dataset(args.out, args.split, args.num, args.size, args.seed, args.interacting_frac,
                             args.occlusion, progress=not args.no_progress, workers=args.workers, style=args.style)
