@@ -112,7 +112,8 @@ def train(
         cfg, model, optimizer = run.cfg, run.model, run.optimizer
         data = training_data(cfg, data_dir, model.cfg.image_size, d)
         amp = MixedPrecision(cfg, d.device, run.state)
-        step = distributed.wrap(TrainStep(model, run.criterion, amp.dtype, cfg.pred_root_frac), d)  # DDP with several processes
+        step = distributed.wrap(TrainStep(model, run.criterion, amp.dtype, cfg.pred_root_frac), d,  # DDP with several processes
+                                find_unused=run.step < run.criterion.loss_cfg.l1_warmup_steps)  # the flows wait in the L1 warm-up
         scheduler, per_step = make_scheduler(optimizer, cfg, data.steps_per_epoch)
         if run.state is not None:
             scheduler.load_state_dict(run.state["scheduler"])
