@@ -70,13 +70,15 @@ SIZE         ?= 256
 VAL_NUM      ?= 500
 TRAIN_DEVICE ?= auto
 RUN          ?= runs/gpu_$(PRESET)
+REUSE        ?= 4
+# REUSE: training samples (augmentations) cut from each render (render_reuse; 4 feeds a GPU 3x what 1 does, docs/scale.md)
 gpu-run: $(RUN_DEPS)
 	$(HOST_NOTE)
 	@$(RUN_PY) -m h2t_lib env --device $(if $(filter auto,$(TRAIN_DEVICE)),gpu,$(TRAIN_DEVICE))
 	$(RUN_PY) -m h2t_lib synth --out $(RUN)_val --split test --num $(VAL_NUM) --size $(SIZE) --seed 7 \
 		--workers $(shell env -u OMP_NUM_THREADS nproc) --no-progress
 	$(RUN_PY) -m h2t_lib train --preset $(PRESET) --render --data $(RUN)_val --out $(RUN) --device $(TRAIN_DEVICE) \
-		--time-budget $(MINUTES) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SET),--set $(SET))
+		--time-budget $(MINUTES) $(if $(EPOCHS),--epochs $(EPOCHS)) --set render_reuse=$(REUSE) $(SET)
 	$(RUN_PY) -m h2t_lib eval --ckpt $(RUN)/last.pt --data $(RUN)_val --split test --device $(TRAIN_DEVICE) \
 		--json $(RUN)/eval.json --quiet
 

@@ -129,11 +129,16 @@ def mean(value: torch.Tensor, d: Dist) -> torch.Tensor:
 
 def any_rank(flag: bool, d: Dist) -> bool:
     """True on every rank when ``flag`` is true on one of them (so all ranks stop at the same step)."""
+    return max_([float(bool(flag))], d)[0] > 0
+
+
+def max_(values: list, d: Dist) -> list:
+    """The largest of each of ``values`` (floats) over the ranks, by the gloo group (no GPU wait)."""
     if not d.enabled:
-        return bool(flag)
-    t = torch.tensor([int(bool(flag))], dtype=torch.int32)
+        return [float(v) for v in values]
+    t = torch.tensor(values, dtype=torch.float64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX, group=d.control)
-    return bool(t.item())
+    return t.tolist()
 
 
 def barrier(d: Dist) -> None:
