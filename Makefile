@@ -4,9 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test unit nbval lab notebooks bench gpu-run screenshots realism realism-env clean help
+.PHONY: setup demo test unit nbval lab notebooks bench gpu-run gpu-check screenshots realism realism-env clean help
 
-# bench and gpu-run also run on a machine that has its own torch and no .venv (an offline GPU
+# bench, gpu-run and gpu-check also run on a machine that has its own torch and no .venv (an offline GPU
 # machine; README, "Real data and a GPU"): PY=python3 (or any interpreter) runs them with that Python
 # as it is, installing nothing; without .venv a $(PYTHON) that has torch is taken the same way. Else
 # they use .venv, built first if needed. `python -m h2t_lib env` then checks torch and the device.
@@ -27,7 +27,8 @@ help:
 	@echo "make screenshots  JupyterLab in headless Chromium: docs/screenshots/*.png"
 	@echo "make bench  run the speed/size benchmark (DEVICE=cpu|cuda) -> docs/bench_DEVICE.json"
 	@echo "make gpu-run  train PRESET (paper) on samples rendered on the fly for MINUTES (10), then evaluate"
-	@echo "   (bench, gpu-run: PY=python3 uses that Python's own torch, no .venv, no install)"
+	@echo "make gpu-check  the prepared GPU check (tools/gpu_check.sh): versions, step and loader speeds, a 3-min gpu-run"
+	@echo "   (bench, gpu-run, gpu-check: PY=python3 uses that Python's own torch, no .venv, no install)"
 	@echo "make realism DATA=DIR  MediaPipe Hands on a rendered split (SPLIT=test): detection rate, 2D error (docs/realism.md)"
 
 # Idempotent: re-installs only when pyproject.toml changed.
@@ -81,6 +82,11 @@ gpu-run: $(RUN_DEPS)
 		--time-budget $(MINUTES) $(if $(EPOCHS),--epochs $(EPOCHS)) --set render_reuse=$(REUSE) $(SET)
 	$(RUN_PY) -m h2t_lib eval --ckpt $(RUN)/last.pt --data $(RUN)_val --split test --device $(TRAIN_DEVICE) \
 		--json $(RUN)/eval.json --quiet
+
+# The prepared device check (tools/gpu_check.sh): OUT=FOLDER for its JSON (default: $$OUT, else runs/).
+gpu-check: $(RUN_DEPS)
+	$(HOST_NOTE)
+	PY=$(RUN_PY) bash tools/gpu_check.sh $(OUT)
 
 # Re-execute every notebook in place with the outputs of a fast run (what is committed).
 notebooks: $(STAMP)

@@ -24,7 +24,8 @@ At scale (README, "Real data and a GPU"; docs/scale.md):
   validates and writes the run folder.
 * ``--render`` renders every training sample when the loader asks for it
   (:class:`h2t_lib.data.stream.SynthStream`): no folder of images, a new image every epoch.
-* ``--time-budget MINUTES`` stops taking steps in time for a last validation and ``last.pt``.
+* ``--time-budget MINUTES`` stops taking steps in time for a last validation and ``last.pt``, the
+  learning rate warmed up and annealed over the budget (``lr_over_budget``).
 
 The loop below is the whole of training; the pieces around it are named: :func:`start_run`
 (model, loss, optimizer, fresh or resumed), :func:`training_data` (datasets and loader),

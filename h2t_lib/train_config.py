@@ -10,7 +10,8 @@
 * ``"tiny"``: a few steps of the ``tiny`` model, for tests.
 
 ``parse_overrides`` applies the CLI's ``--set key=value``; ``make_scheduler`` / ``lr_factor`` /
-``warmup`` are the learning-rate schedules ("step": the paper's; "cosine": ours).
+``warmup`` are the learning-rate schedules ("step": the paper's; "cosine": ours); ``budget_lr_factor`` /
+``budget_scheduler`` the one a run under a time budget follows.
 """
 from __future__ import annotations
 
