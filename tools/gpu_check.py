@@ -182,6 +182,11 @@ def main(argv=None) -> int:
     p.add_argument("--skip", nargs="*", default=[], help="steps to leave out (train_step gpu_run render_loader folder_loader)")
     args = p.parse_args(argv)
     s = TINY if args.tiny else FULL
+    if args.tiny:  # one thread: the CPU run shares its cores (make test runs two test processes)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        import torch
+
+        torch.set_num_threads(1)
     from h2t_lib.cli import UserError
     from h2t_lib.env import check_packages, describe, usable_device
 
