@@ -4,7 +4,20 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test unit nbval lab notebooks bench gpu-run screenshots realism realism-env clean help
+.PHONY: setup demo test unit nbval lab notebooks bench gpu-run gpu-check screenshots realism realism-env clean help
+
+# bench, gpu-run and gpu-check also run on a machine that has its own torch and no .venv (an offline GPU
+# machine; README, "Real data and a GPU"): PY=python3 (or any interpreter) runs them with that Python
+# as it is, installing nothing; without .venv a $(PYTHON) that has torch is taken the same way. Else
+# they use .venv, built first if needed. `python -m h2t_lib env` then checks torch and the device.
+ifeq ($(origin PY),command line)
+HOST_PY := $(PY)
+else ifeq ($(wildcard $(PY)),)
+HOST_PY := $(shell $(PYTHON) -c "import importlib.util as u, sys; print(sys.executable if u.find_spec('torch') else '')" 2>/dev/null)
+endif
+RUN_PY    := $(or $(HOST_PY),$(PY))
+RUN_DEPS  := $(if $(HOST_PY),,$(STAMP))
+HOST_NOTE := $(if $(HOST_PY),@echo "make: using $(HOST_PY) as it is (no .venv, nothing installed)")
 
 help:
 	@echo "make demo   set up .venv, render synthetic data, evaluate + fine-tune, print results"
@@ -14,6 +27,8 @@ help:
 	@echo "make screenshots  JupyterLab in headless Chromium: docs/screenshots/*.png"
 	@echo "make bench  run the speed/size benchmark (DEVICE=cpu|cuda) -> docs/bench_DEVICE.json"
 	@echo "make gpu-run  train PRESET (paper) on samples rendered on the fly for MINUTES (10), then evaluate"
+	@echo "make gpu-check  the prepared GPU check (tools/gpu_check.sh): versions, step and loader speeds, a 3-min gpu-run"
+	@echo "   (bench, gpu-run, gpu-check: PY=python3 uses that Python's own torch, no .venv, no install)"
 	@echo "make realism DATA=DIR  MediaPipe Hands on a rendered split (SPLIT=test): detection rate, 2D error (docs/realism.md)"
 
 # Idempotent: re-installs only when pyproject.toml changed.
@@ -37,8 +52,10 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 DEVICE ?= cpu
-bench: $(STAMP)
-	$(PY) -m h2t_lib bench --device $(DEVICE) --json docs/bench_$(DEVICE).json
+bench: $(RUN_DEPS)
+	$(HOST_NOTE)
+	@$(RUN_PY) -m h2t_lib env --device $(DEVICE)
+	$(RUN_PY) -m h2t_lib bench --device $(DEVICE) --json docs/bench_$(DEVICE).json
 
 # One command for a GPU you have for a few minutes (README, "Real data and a GPU"; docs/scale.md):
 # validation images rendered on this machine's CPUs, training samples rendered on the fly in the
@@ -48,19 +65,30 @@ bench: $(STAMP)
 # On CPU, as tested: make gpu-run PRESET=tiny SIZE=64 MINUTES=1 EPOCHS=100000 TRAIN_DEVICE=cpu RUN=/tmp/gpu_run
 # (SET="key=value ..." passes --set overrides; EPOCHS overrides the preset's number of epochs;
 # a RUN that holds an earlier run is refused: another RUN, or OVERWRITE=1 to replace it.)
+# TRAIN_DEVICE=auto (the default) wants the GPU: without a usable one it stops at once, one line, exit 2.
 PRESET       ?= paper
 MINUTES      ?= 10
 SIZE         ?= 256
 VAL_NUM      ?= 500
 TRAIN_DEVICE ?= auto
 RUN          ?= runs/gpu_$(PRESET)
-gpu-run: $(STAMP)
-	$(PY) -m h2t_lib synth --out $(RUN)_val --split test --num $(VAL_NUM) --size $(SIZE) --seed 7 \
+REUSE        ?= 4
+# REUSE: training samples (augmentations) cut from each render (render_reuse; 4 feeds a GPU 3x what 1 does, docs/scale.md)
+gpu-run: $(RUN_DEPS)
+	$(HOST_NOTE)
+	@$(RUN_PY) -m h2t_lib env --device $(if $(filter auto,$(TRAIN_DEVICE)),gpu,$(TRAIN_DEVICE))
+	$(RUN_PY) -m h2t_lib synth --out $(RUN)_val --split test --num $(VAL_NUM) --size $(SIZE) --seed 7 \
 		--workers $(shell env -u OMP_NUM_THREADS nproc) --no-progress
-	$(PY) -m h2t_lib train --preset $(PRESET) --render --data $(RUN)_val --out $(RUN) --device $(TRAIN_DEVICE) \
-		--time-budget $(MINUTES) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SET),--set $(SET)) $(if $(OVERWRITE),--overwrite)
-	$(PY) -m h2t_lib eval --ckpt $(RUN)/last.pt --data $(RUN)_val --split test --device $(TRAIN_DEVICE) \
+	$(RUN_PY) -m h2t_lib train --preset $(PRESET) --render --data $(RUN)_val --out $(RUN) --device $(TRAIN_DEVICE) \
+		--time-budget $(MINUTES) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(OVERWRITE),--overwrite) \
+		--set render_reuse=$(REUSE) $(SET)
+	$(RUN_PY) -m h2t_lib eval --ckpt $(RUN)/last.pt --data $(RUN)_val --split test --device $(TRAIN_DEVICE) \
 		--json $(RUN)/eval.json --quiet
+
+# The prepared device check (tools/gpu_check.sh): OUT=FOLDER for its JSON (default: $$OUT, else runs/).
+gpu-check: $(RUN_DEPS)
+	$(HOST_NOTE)
+	PY=$(RUN_PY) bash tools/gpu_check.sh $(OUT)
 
 # Re-execute every notebook in place with the outputs of a fast run (what is committed).
 notebooks: $(STAMP)

@@ -206,6 +206,8 @@ def run(args) -> int:
     print(table)
     print()
     print(DEFINITIONS_SHORT)
+    if not meta["thop"]:
+        print(f"note: {NO_THOP}")
     result = {"meta": meta, "rows": rows}
     if args.json:
         out = Path(args.json)
@@ -247,6 +249,9 @@ _COLUMNS = [  # (header, row key, format)
 ]
 
 
+_THOP_KEYS = ("params_thop_m", "gflops")
+
+
 def _cells(row: dict) -> list:
     if row.get("error"):
         return [row["label"], f"error: {row['error']}"[:60]] + [""] * (len(_COLUMNS) - 2)
@@ -255,6 +260,8 @@ def _cells(row: dict) -> list:
         if key == "max_batch_str":
             mb = row.get("max_batch")
             v = "-" if mb is None else f"{mb}{' (capped)' if row.get('max_batch_capped') else ''}"
+        elif key in _THOP_KEYS and key not in row:
+            v = "n/a"  # thop not installed (NO_THOP)
         else:
             v = row.get(key)
             v = "-" if v is None else fmt.format(v)
@@ -288,6 +295,8 @@ def format_markdown(result: dict) -> str:
     ]
     if m.get("note"):
         lines.append(f"- note: {m['note']}")
+    if not m.get("thop", True):
+        lines.append(f"- note: {NO_THOP}")
     lines += ["", "| " + " | ".join(h for h, _, _ in _COLUMNS) + " |",
               "|" + "|".join(["---"] + ["---:"] * (len(_COLUMNS) - 1)) + "|"]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in result["rows"]]
@@ -336,7 +345,7 @@ def _meta(s: dict) -> dict:
         "image_size": s["image_size"], "repeats": s["repeats"], "warmup": s["warmup"],
         "throughput_repeats": s["throughput_repeats"], "max_batch_cap": s["max_batch"],
         "memory_budget_gb": s["budget_bytes"] / 2**30, "budget_note": s["budget_note"], "amp": s["amp"],
-        "quick": s["quick"], "note": s["note"],
+        "quick": s["quick"], "note": s["note"], "thop": has_thop(),
         "definitions": {
             "params_thop_m": "thop.profile parameter count (modules thop has a rule for, incl. our attention rules), M",
             "params_m": "plain count of model.parameters(), M",
@@ -550,8 +559,23 @@ def _thop_gaps(model, layer_info: dict, prefix: str = "") -> dict:
     return gaps
 
 
+def has_thop() -> bool:
+    """thop is optional (a machine with its own torch may lack it): without it the thop columns are n/a."""
+    try:
+        import thop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: the table's and the JSON's note when thop is missing
+NO_THOP = ("thop is not installed here: params M (thop) and GFLOPs are n/a; GFLOPs (torch) "
+           "(torch.utils.flop_counter) is the FLOP count (pip install thop for the thop columns)")
+
+
 def profile_thop(model, inputs) -> dict:
-    """thop params and MACs of one forward (``inputs`` at batch 1), plus what thop missed."""
+    """thop params and MACs of one forward (``inputs`` at batch 1), plus what thop missed.
+    Raises ImportError without thop (:func:`has_thop`)."""
     import thop
 
     macs, params, info = thop.profile(model, inputs=inputs, custom_ops=thop_custom_ops(), verbose=False,
@@ -652,8 +676,9 @@ def _preload(spec: dict, device) -> None:
     code and the math library's one-off set-up are already resident when the baseline RSS is read."""
     import importlib
 
-    import thop  # noqa: F401
     import torchvision  # noqa: F401
+
+    has_thop()  # imports thop where it is
 
     importlib.import_module({"h2t": "h2t_lib.model", "internet": "h2t_lib.model.baseline",
                              "backbone": "h2t_lib.model.backbone"}[spec["kind"]])
@@ -702,7 +727,7 @@ def measure(s: dict) -> dict:
 
     model = build_model(s["spec"], size)
     params = sum(p.numel() for p in model.parameters())
-    prof = profile_thop(model, make_inputs(1, size, "cpu"))
+    prof = profile_thop(model, make_inputs(1, size, "cpu")) if has_thop() else None
     gflops_torch = torch_gflops(model, make_inputs(1, size, "cpu"))
     model.to(device)
 
@@ -750,20 +775,22 @@ def measure(s: dict) -> dict:
     def progress(text):
         print(_PROGRESS_TAG + text, flush=True)
 
-    progress(f"built ({params / 1e6:.1f} M params, {2 * prof['macs'] / 1e9:.1f} GFLOPs);")
+    progress(f"built ({params / 1e6:.1f} M params, {gflops_torch:.1f} GFLOPs by torch);")
     times1 = timed(1, s["warmup"], s["repeats"])
     progress(f"{1 / statistics.median(times1):.1f} FPS;")
     median1 = statistics.median(times1)
     peak1 = peak_of(1)
     row = {
         "params": params, "params_m": params / 1e6,
-        "params_thop": prof["params"], "params_thop_m": prof["params"] / 1e6, "thop_missed": prof["missed"],
-        "macs": prof["macs"], "gflops": 2 * prof["macs"] / 1e9, "gflops_torch": gflops_torch,
+        "gflops_torch": gflops_torch,
         "fps": 1.0 / median1, "fps_best": 1.0 / min(times1), "time_bs1_ms": [t * 1e3 for t in times1],
         "median_ms": median1 * 1e3,
         "peak_mem_mb": None if peak1 is None else peak1 / 2**20, "memory_method": mem.method,
         "threads": None if cuda else torch.get_num_threads(),
     }
+    if prof is not None:
+        row.update(params_thop=prof["params"], params_thop_m=prof["params"] / 1e6, thop_missed=prof["missed"],
+                   macs=prof["macs"], gflops=2 * prof["macs"] / 1e9)
     if not s["throughput"]:
         return row
 

@@ -30,7 +30,10 @@ RESERVED = ("format", "version", "model_config", "state_dict", "dtype")
 
 
 def _plain(x):
-    """numpy values -> python / torch, so the file loads with ``weights_only=True``."""
+    """numpy values -> python / torch, so the file loads with ``weights_only=True``; every tensor on the
+    CPU (a GPU run's optimizer state and flows), so a plain ``torch.load`` works on a machine without one."""
+    if torch.is_tensor(x):
+        return x.detach().cpu()
     if isinstance(x, dict):
         return {k: _plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -47,8 +50,9 @@ def _plain(x):
 def save_checkpoint(path, model, half: bool = False, **extra) -> Path:
     """Write ``model`` (a Handformer2T: its ``cfg`` and weights) and ``extra`` to ``path`` atomically.
 
-    ``half=True`` stores floating-point tensors as float16 (about half the file size, for shipping
-    a trained model); :func:`load_checkpoint` turns them back into float32. Returns the path.
+    Every tensor is stored on the CPU, ``extra``'s too. ``half=True`` stores floating-point tensors as
+    float16 (about half the file size, for shipping a trained model); :func:`load_checkpoint` turns them
+    back into float32. Returns the path.
     """
     cfg = getattr(model, "cfg", None)
     if not isinstance(cfg, ModelConfig):

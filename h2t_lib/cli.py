@@ -20,6 +20,7 @@ COMMANDS = {
     "train-speed": ("h2t_lib.train_speed", "where a training step's time goes: backbone, model, data (images/s)"),
     "realism": ("h2t_lib.realism", "MediaPipe Hands on rendered images: detection rate, 2D error, handedness (issue 13)"),
     "demo": ("h2t_lib.demo", "the main job end to end (what `make demo` runs)"),
+    "env": ("h2t_lib.env", "the Python, torch and device commands run on; exit 2 when a GPU asked for is not usable"),
 }
 
 

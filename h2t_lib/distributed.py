@@ -99,14 +99,20 @@ def session(device="auto"):
             dist.destroy_process_group()
 
 
-def wrap(module: torch.nn.Module, d: Dist) -> torch.nn.Module:
-    """``module`` under DistributedDataParallel (gradients averaged over the ranks in backward); as is in one process."""
+def wrap(module: torch.nn.Module, d: Dist, find_unused: bool = False) -> torch.nn.Module:
+    """``module`` under DistributedDataParallel (gradients averaged over the ranks in backward); as is in one process.
+
+    ``find_unused``: some steps leave trainable parameters without a gradient (the loss's flows during its
+    L1 warm-up); DDP then looks for them after every forward (a graph walk per step), instead of waiting
+    for their gradients and failing at the next step ("Expected to have finished reduction ...").
+    """
     if not d.enabled:
         return module
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [d.device.index] if d.device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, output_device=ids[0] if ids else None)
+    return DistributedDataParallel(module, device_ids=ids, output_device=ids[0] if ids else None,
+                                   find_unused_parameters=find_unused)
 
 
 def sum_(tensor: torch.Tensor, d: Dist, cpu: bool = False) -> torch.Tensor:
@@ -123,11 +129,16 @@ def mean(value: torch.Tensor, d: Dist) -> torch.Tensor:
 
 def any_rank(flag: bool, d: Dist) -> bool:
     """True on every rank when ``flag`` is true on one of them (so all ranks stop at the same step)."""
+    return max_([float(bool(flag))], d)[0] > 0
+
+
+def max_(values: list, d: Dist) -> list:
+    """The largest of each of ``values`` (floats) over the ranks, by the gloo group (no GPU wait)."""
     if not d.enabled:
-        return bool(flag)
-    t = torch.tensor([int(bool(flag))], dtype=torch.int32)
+        return [float(v) for v in values]
+    t = torch.tensor(values, dtype=torch.float64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX, group=d.control)
-    return bool(t.item())
+    return t.tolist()
 
 
 def barrier(d: Dist) -> None:

@@ -26,7 +26,8 @@ At scale (README, "Real data and a GPU"; docs/scale.md):
   validates and writes the run folder.
 * ``--render`` renders every training sample when the loader asks for it
   (:class:`h2t_lib.data.stream.SynthStream`): no folder of images, a new image every epoch.
-* ``--time-budget MINUTES`` stops taking steps in time for a last validation and ``last.pt``.
+* ``--time-budget MINUTES`` stops taking steps in time for a last validation and ``last.pt``, the
+  learning rate warmed up and annealed over the budget (``lr_over_budget``).
 
 The loop below is the whole of training; the pieces around it are named: :func:`start_run`
 (model, loss, optimizer, fresh or resumed), :func:`training_data` (datasets and loader),
@@ -58,7 +59,7 @@ from .data.loading import (EpochDataset, EpochSampler, add_data_arguments, auto_
 from .evaluate import validate
 from .model.batch import forward, gt_roots  # noqa: F401
 from .train_config import (LR_SCHEDULES, TRAIN_DATA, TRAIN_PRESETS, TrainConfig, _scaled_step,  # noqa: F401
-                           lr_factor, make_scheduler, parse_overrides, warmup)
+                           budget_scheduler, lr_factor, make_scheduler, parse_overrides, warmup)
 from .train_log import EpochMeter, RunLog, TrainingError, plot_history, write_logs  # noqa: F401
 from .train_state import (Run, export_checkpoint, prepare_run_dir, rng_state, set_rng_state, start_run,  # noqa: F401
                           save_epoch)
@@ -120,9 +121,10 @@ def train(
         cfg, model, optimizer = run.cfg, run.model, run.optimizer
         data = training_data(cfg, data_dir, model.cfg.image_size, d)
         amp = MixedPrecision(cfg, d.device, run.state)
-        step = distributed.wrap(TrainStep(model, run.criterion, amp.dtype, cfg.pred_root_frac, cfg.root_noise_px), d)  # DDP with several processes
-        scheduler, per_step = make_scheduler(optimizer, cfg, data.steps_per_epoch,
-                                             None if run.state is None else run.state["scheduler"])
+        step = distributed.wrap(TrainStep(model, run.criterion, amp.dtype, cfg.pred_root_frac, cfg.root_noise_px), d,
+                                find_unused=run.step < run.criterion.loss_cfg.l1_warmup_steps)  # the flows wait in the L1 warm-up
+        state = None if run.state is None else run.state["scheduler"]  # resume: the schedule where it was
+        scheduler, per_step = budget.scheduler(optimizer, cfg) or make_scheduler(optimizer, cfg, data.steps_per_epoch, state)
         run.history.update(data=data.summary, world_size=d.world_size, batch_per_process=cfg.batch_size,
                            global_batch=cfg.batch_size * d.world_size, precision=amp.name)
         log = RunLog(run.history, out_dir, d.main, progress, verbose, on_step, on_epoch_end)
@@ -230,19 +232,33 @@ class TimeBudget:
     """``minutes`` of wall-clock from its creation (None: no limit). :meth:`spent` turns true, on every
     rank at the same step, when the time left is less than what the last epoch's end (validation,
     checkpoint, logs) took, so the run ends near the budget with both; the first epoch's end is not
-    known in advance and may run over. At least one step is taken."""
+    known in advance and may run over. At least one step is taken.
+
+    With ``cfg.lr_over_budget`` the learning rate follows the budget (:meth:`scheduler`): warm-up, then
+    a cosine that ends where the steps stop."""
 
     def __init__(self, minutes: Optional[float]):
         if minutes is not None and not minutes > 0:
             raise ValueError(f"--time-budget {minutes}: give a positive number of minutes")
         self.minutes, self.start, self.reserve, self.stopped = minutes, time.monotonic(), 0.0, False
+        self.used = 0.0  # the share of the steps' time used at the last check, agreed by the ranks
 
     def spent(self, d: distributed.Dist) -> bool:
         if self.minutes is None:
             return False
-        late = time.monotonic() + self.reserve >= self.start + 60.0 * self.minutes
-        self.stopped = distributed.any_rank(late, d)
+        # every rank takes the largest elapsed time and reserve, so all stop at one step with one lr
+        elapsed, reserve = distributed.max_([time.monotonic() - self.start, self.reserve], d)
+        steps_time = 60.0 * self.minutes - reserve
+        self.used = min(1.0, elapsed / steps_time) if steps_time > 0 else 1.0
+        self.stopped = elapsed + reserve >= 60.0 * self.minutes
         return self.stopped
+
+    def scheduler(self, optimizer, cfg: TrainConfig):
+        """(the budget's lr scheduler, per_step=True) with a budget and ``cfg.lr_over_budget``, else None:
+        lr x :func:`~h2t_lib.train_config.budget_lr_factor` of the share used, in place of ``lr_schedule``."""
+        if self.minutes is None or not cfg.lr_over_budget:
+            return None
+        return budget_scheduler(optimizer, lambda: self.used, cfg.min_lr_frac), True
 
 
 @dataclass
@@ -274,10 +290,14 @@ def training_data(cfg: TrainConfig, data_dir, image_size: int, d: distributed.Di
         from .data.stream import SynthStream
 
         n = min(cfg.render_samples, cfg.max_train_samples or cfg.render_samples)
+        group = cfg.render_reuse  # a multiple of it per epoch: each render's samples stay together
+        n = max(group, n // group * group)
         train_set = SynthStream(n, image_size, seed=cfg.seed, render_size=cfg.render_size or None,
-                                augment=cfg.augment, split=cfg.train_split, style=cfg.render_style)
-        source = f"{n} samples rendered on the fly per epoch ({train_set.render_size} px images)"
+                                augment=cfg.augment, split=cfg.train_split, style=cfg.render_style, reuse=group)
+        source = (f"{n} samples rendered on the fly per epoch ({train_set.render_size} px images"
+                  + (f", {group} augmentations of each render)" if group > 1 else ")"))
     else:
+        group = 1
         if data_dir is None:
             raise ValueError("no training data: give --data DIR (a dataset folder), or --render to render "
                              "synthetic samples on the fly")
@@ -300,7 +320,7 @@ def training_data(cfg: TrainConfig, data_dir, image_size: int, d: distributed.Di
     workers = (auto_workers(d.device, cfg.train_data == "render", d.local_world_size) if cfg.num_workers < 0
                else cfg.num_workers)
     # the shuffling order and the augmentation are functions of (seed, epoch, pass), set at the start of every pass
-    sampler = EpochSampler(len(train_set), cfg.seed, d.rank, d.world_size)
+    sampler = EpochSampler(len(train_set), cfg.seed, d.rank, d.world_size, group=group)
     epoch_set = EpochDataset(train_set)
     loader = make_loader(epoch_set, cfg.batch_size, False, d.device, workers, sampler=sampler,
                          drop_last=len(sampler) >= 2 * cfg.batch_size)

@@ -10,7 +10,8 @@
 * ``"tiny"``: a few steps of the ``tiny`` model, for tests.
 
 ``parse_overrides`` applies the CLI's ``--set key=value``; ``make_scheduler`` / ``lr_factor`` /
-``warmup`` are the learning-rate schedules ("step": the paper's; "cosine": ours).
+``warmup`` are the learning-rate schedules ("step": the paper's; "cosine": ours); ``budget_lr_factor`` /
+``budget_scheduler`` the one a run under a time budget follows.
 """
 from __future__ import annotations
 
@@ -47,8 +48,9 @@ class TrainConfig:
     lr_schedule: str = "step"  # "step": the paper's (x lr_gamma every lr_step epochs); "cosine": ours, see lr_factor
     lr_step: int = 9  # epochs between two decays (StepLR); the paper: 80 of 270
     lr_gamma: float = 0.25  # decay factor (the paper: "decrease_factor = 4")
-    min_lr_frac: float = 0.01  # "cosine": the last step's lr as a fraction of lr
+    min_lr_frac: float = 0.01  # "cosine" and the budget's schedule: the last step's lr as a fraction of lr
     warmup_steps: int = 0  # linear learning-rate warm-up over the first steps (fine-tuning: fresh Adam moments)
+    lr_over_budget: bool = True  # with a time budget (--time-budget): warm-up, then a cosine to its end (budget_lr_factor)
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # max gradient norm, 0 = off
     amp: bool = True  # False: float32 on CUDA whatever ``precision`` says (the older switch, kept)
@@ -63,12 +65,13 @@ class TrainConfig:
     annot_subset: str = ""  # InterHand2.6M annotations: "" = the folder holding the split; all|human_annot|machine_annot|v1.0
     image_check: str = "error"  # InterHand2.6M image whose size differs from its annotation: "error" | "warn" (use it)
     steps_per_epoch: int = 0  # stop an epoch after this many steps (0 = one full pass)
-    num_workers: int = -1  # DataLoader workers; -1 = auto (min(4, cpus) on CUDA; 0 on a CPU with <= 2 cores, else 2)
+    num_workers: int = -1  # DataLoader workers; -1 = auto (cores - 1 on CUDA; 0 on a CPU with <= 2 cores, else 2)
     # --- on-the-fly rendering (train_data="render"; h2t_lib.data.stream)
     train_data: str = "folder"  # "folder": the train_split of --data; "render": synthetic samples rendered as the loader asks
     render_samples: int = 20000  # "render": samples per epoch (every epoch renders new ones)
     render_size: int = 0  # "render": side of the rendered camera image, px (0 = the model's image size)
     render_style: str = "v2"  # "render": the renderer's look, "v2" | "v1" (synth.DEFAULT_STYLE, as synth --style; docs/realism.md)
+    render_reuse: int = 1  # "render": K training samples (K augmentations) cut from each render, 1..8; K divides batch_size
     # --- bookkeeping
     seed: int = 0
     log_every: int = 20  # steps between two points of the per-step loss log
@@ -118,6 +121,9 @@ class TrainConfig:
 
         if self.render_style not in STYLES:
             bad(f"render_style={self.render_style!r}; use one of {STYLES}")
+        if not isinstance(self.render_reuse, int) or not 1 <= self.render_reuse <= 8 or self.batch_size % self.render_reuse:
+            bad(f"render_reuse={self.render_reuse!r} must be an integer in 1..8 that divides batch_size={self.batch_size} "
+                f"(a render's samples stay in one batch)")
         if not isinstance(self.num_workers, int) or self.num_workers < -1:
             bad(f"num_workers={self.num_workers!r} must be -1 (auto) or >= 0")
         if not isinstance(self.model, dict) or not isinstance(self.loss, dict):
@@ -171,6 +177,37 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, min_frac: float) -
         return (step + 1) / warmup_steps
     t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps - 1))
     return min_frac + (1.0 - min_frac) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+#: share of a time budget over which its schedule warms up
+BUDGET_WARMUP = 0.05
+
+
+def budget_lr_factor(fraction: float, min_frac: float, warmup: float = BUDGET_WARMUP) -> float:
+    """The lr multiplier of a run under a time budget at ``fraction`` (0..1, clipped) of the budget's time.
+
+    Linear from ``min_frac`` up to 1 over the first ``warmup`` of the budget, then half a cosine from 1
+    down to ``min_frac`` at its end: the run ends annealed whatever its speed, where an epoch schedule
+    (the paper's x1/4 every 80 epochs) would not move within minutes.
+    """
+    f = min(1.0, max(0.0, float(fraction)))
+    if f < warmup:
+        return max(min_frac, f / warmup)
+    t = (f - warmup) / (1.0 - warmup)
+    return min_frac + (1.0 - min_frac) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def budget_scheduler(optimizer, fraction, min_frac: float):
+    """A scheduler stepped every step whose lr is ``base lr x budget_lr_factor(fraction(), min_frac)``;
+    ``fraction``: a callable giving the budget's share used so far (the same on every rank).
+    Its state_dict holds no callable (last.pt loads with ``weights_only``)."""
+    import torch
+
+    class BudgetLR(torch.optim.lr_scheduler.LRScheduler):
+        def get_lr(self):
+            return [base * budget_lr_factor(fraction(), min_frac) for base in self.base_lrs]
+
+    return BudgetLR(optimizer)
 
 
 def make_scheduler(optimizer, cfg: "TrainConfig", steps_per_epoch: int, state: Optional[dict] = None):

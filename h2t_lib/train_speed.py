@@ -34,6 +34,35 @@ def _rate(fn, batch: int, steps: int, warmup: int = 2) -> float:
     return batch * steps / (time.perf_counter() - t0)
 
 
+def loader_speed(dataset, batch: int, batches: int, workers: int, group: int = 1, device="cpu") -> dict:
+    """Images per second of the training loader over ``dataset``, as ``train`` builds it; with no workers
+    also per CPU-second (this process's CPU time, so other load on the machine does not count).
+
+    ``batches`` batches of ``batch`` after one untimed batch (the workers' start), a fresh loader with
+    ``workers`` workers, the order of :class:`~h2t_lib.data.loading.EpochSampler` with ``group`` (a
+    render's ``reuse`` samples together). Returns {"images", "wall_s", "cpu_s", "img_per_s",
+    "img_per_cpu_s", "workers", "batch", "group"} (the CPU figures None with workers: they prefetch).
+    Raises ValueError when the dataset has fewer than (batches + 1) x batch samples.
+    """
+    from .data.loading import EpochDataset, EpochSampler, make_loader
+
+    if len(dataset) < (batches + 1) * batch:
+        raise ValueError(f"loader_speed: {len(dataset)} samples, fewer than (batches + 1) x batch = {(batches + 1) * batch}")
+    sampler = EpochSampler(len(dataset), seed=0, group=group)
+    loader = make_loader(EpochDataset(dataset), batch, False, torch.device(device), workers, sampler=sampler,
+                         drop_last=True, persistent=False)
+    it = iter(loader)
+    next(it)
+    c0, t0 = time.process_time(), time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    wall, cpu = time.perf_counter() - t0, (time.process_time() - c0 if workers == 0 else None)
+    del it
+    n = batches * batch
+    return {"images": n, "wall_s": wall, "cpu_s": cpu, "img_per_s": n / wall,
+            "img_per_cpu_s": n / cpu if cpu else None, "workers": workers, "batch": batch, "group": group}
+
+
 def measure(train_cfg, data_dir, threads: int, steps: int, workers: int, render: bool = False,
             precision: str = "fp32") -> dict:
     """images/s of the four parts above for one thread count (see the module docstring).

@@ -230,20 +230,23 @@ def save_epoch(run: Run, out_dir, epoch: int, step: int, scheduler, scaler_state
 
 
 def rng_state() -> dict:
-    """The python, numpy, torch (and CUDA) generators' states, saved in last.pt."""
+    """The python, numpy, torch generators' states and, where CUDA is, the current GPU's (a list of one
+    ByteTensor; the other GPUs are left alone: reading them would open a context on each), saved in last.pt."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = [torch.cuda.get_rng_state()]
     return state
 
 
 def set_rng_state(state: dict) -> None:
-    """Restore what :func:`rng_state` saved (the CUDA part only where CUDA is)."""
+    """Restore what :func:`rng_state` saved. The CUDA part goes to the current GPU, and only where CUDA is:
+    a file from a machine with more GPUs (older files hold one state per GPU) resumes on one GPU or on
+    the CPU. Every epoch re-seeds all generators from (seed, epoch) anyway (``train``)."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"][0])
 
 
 def export_checkpoint(src, dst, half: bool = True, **info):

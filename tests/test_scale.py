@@ -97,6 +97,32 @@ def test_torchrun_two_gloo_processes_train_resume_and_split_the_data(interhand_d
     assert np.isfinite(res["stage2"]["all"])
 
 
+def test_torchrun_through_the_l1_warm_up_then_resume_on_fewer_processes(interhand_dir, tmp_path):
+    from h2t_lib.train_state import build
+
+    out = tmp_path / "warm"
+    common = ["--data", str(interhand_dir), "--out", str(out), "--device", "cpu", "--quiet"]
+    # 2 steps per rank and epoch; the first 3 are the L1 warm-up, where the flows get no gradient
+    r = _torchrun("--preset", "tiny", *common, "--set", "steps_per_epoch=0", "epochs=2", "loss.l1_warmup_steps=3")
+    assert r.returncode == 0, r.stderr[-3000:]
+    _, extra = load_checkpoint(out / "last.pt")
+    cfg = TrainConfig.from_dict(extra["train_config"])
+    _, fresh, _ = build(cfg, "cpu")  # the flows the run started from
+    trained = extra["train_state"]["criterion"]
+    assert extra["train_state"]["step"] == 4
+    assert any(not torch.equal(v, trained[k]) for k, v in fresh.state_dict().items() if k.startswith("flows."))
+    # the run saved by 2 processes goes on in one: its data split changes, nothing else
+    env = {**os.environ, "H2T_FAST": "1", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "h2t_lib", "train", "--preset", "tiny", *common, "--resume", "--epochs", "3"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = json.loads((out / "log.json").read_text())
+    assert [row["epoch"] for row in log["epochs"]] == [1, 2, 3] and log["world_size"] == 1
+    assert log["epochs"][-1]["train_samples_seen"] == 16 and np.isfinite(log["epochs"][-1]["val_mpjpe_stage2"])
+    _, extra = load_checkpoint(out / "last.pt")
+    assert extra["train_state"]["step"] == 8  # + 4 steps of 4 in one process
+
+
 # --------------------------------------------------------------------------- #
 # on-the-fly rendering
 # --------------------------------------------------------------------------- #

@@ -103,14 +103,15 @@ def subset(dataset, n: int):
 def auto_workers(device, render: bool = False, processes: int = 1) -> int:
     """DataLoader workers per training process when ``num_workers`` is -1 (auto).
 
-    CUDA: min(4, cores / processes) reading a folder; rendering on the fly (``render``), every core
-    but one per process. CPU: 0 on a machine with <= 2 cores (the model needs them), else 2.
+    CUDA: every core but one per process (cores / processes - 1, at least 1), reading a folder
+    (decode + crop + augment: ~4 ms a 256-px sample, a GPU step wants thousands a second) or rendering
+    on the fly (``render``). CPU: 0 on a machine with <= 2 cores (the model needs them), else 2.
     ``processes``: training processes on this machine (torchrun's --nproc_per_node).
     """
     cpus = os.cpu_count() or 1
     share = max(1, cpus // max(1, processes))
     if device.type == "cuda":
-        return max(1, share - 1) if render else min(4, share)
+        return max(1, share - 1)
     return 0 if cpus <= 2 else 2
 
 
@@ -141,28 +142,39 @@ class EpochSampler:
     the permutation is padded with its own start to a multiple of ``world_size`` and rank ``r`` takes
     every ``world_size``-th sample from ``r`` (as ``torch.utils.data.DistributedSampler``): the ranks
     see disjoint samples of one pass (but for the padding), and one rank alone sees the whole order.
+
+    ``group`` (K): the order is drawn over groups of K consecutive indices, each given out whole, in
+    index order (the K samples of one render, :class:`h2t_lib.data.stream.SynthStream` with
+    ``reuse=K``): with a batch size that K divides, a group never straddles two batches, so the one
+    worker that loads the batch renders the image once. ``n`` must be a multiple of K; K = 1 is the
+    plain shuffle. Raises ValueError for a bad rank or group.
     """
 
-    def __init__(self, n: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, n: int, seed: int, rank: int = 0, world_size: int = 1, group: int = 1):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} must be in [0, world_size={world_size})")
+        if group < 1 or n % group:
+            raise ValueError(f"group={group} must be >= 1 and divide the number of samples ({n})")
         self.n, self.seed, self.epoch = int(n), int(seed), 0
-        self.rank, self.world_size = int(rank), int(world_size)
+        self.rank, self.world_size, self.group = int(rank), int(world_size), int(group)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.world_size)
+        return math.ceil(self.n // self.group / self.world_size) * self.group
 
     def __iter__(self):
         g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-        order = torch.randperm(self.n, generator=g).tolist()
+        groups = self.n // self.group
+        order = torch.randperm(groups, generator=g).tolist()
         if self.world_size > 1:
-            total = len(self) * self.world_size
-            order = (order * math.ceil(total / max(1, self.n)))[:total]
+            total = len(self) // self.group * self.world_size
+            order = (order * math.ceil(total / max(1, groups)))[:total]
             order = order[self.rank:total:self.world_size]
-        return iter(order)
+        if self.group == 1:
+            return iter(order)
+        return iter(i for k in order for i in range(k * self.group, (k + 1) * self.group))
 
 
 class EpochDataset:
