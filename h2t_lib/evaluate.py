@@ -129,9 +129,9 @@ def predict_dataset(
 
 
 def validate(model, dataset, device, batch_size: int = 32, num_workers: int = 0, root_source=None,
-             precision: str = "fp32") -> dict:
-    """MPJPE (mm; single / interacting / all) of every stage on ``dataset``: {"stage1": {...}, ...}, and
-    "wrist_px": the mean 2D error of the predicted wrists in crop pixels (:func:`wrist_pixel_errors`).
+             precision: str = "fp32", wrists: bool = False) -> dict:
+    """MPJPE (mm; single / interacting / all) of every stage on ``dataset``: {"stage1": {...}, ...}; with
+    ``wrists`` also "wrist_px": the mean 2D error of the predicted wrists in crop pixels (:func:`wrist_pixel_errors`).
 
     What training reports after every epoch; :func:`evaluate` adds the reference rows and per-joint errors.
     """
@@ -143,8 +143,9 @@ def validate(model, dataset, device, batch_size: int = 32, num_workers: int = 0,
         f"stage{i + 1}": mpjpe(p, pred["joints_cam"], pred["joint_valid"], pred["hand_type"])
         for i, p in enumerate(pred["p"])
     }
-    res["wrist_px"] = _nanmean(wrist_pixel_errors(pred["root"], pred["joints_cam"], pred["joint_valid"],
-                                                  pred["focal"], pred["princpt"]))
+    if wrists:
+        res["wrist_px"] = _nanmean(wrist_pixel_errors(pred["root"], pred["joints_cam"], pred["joint_valid"],
+                                                      pred["focal"], pred["princpt"]))
     return res
 
 

@@ -432,9 +432,9 @@ def heatmap_mse(pred: torch.Tensor, uv: torch.Tensor, valid: torch.Tensor, absen
                 image_size: int, sigma_cells: float) -> torch.Tensor:
     """Our heatmap term: sum of squared differences over the cells of each map, summed over maps, / B.
 
-    pred (B, K, h, w) heatmaps; uv (B, K, 2) crop pixels of the K points; valid (B, K): the point's label
+    pred (B, K, h, w) heatmaps; uv (B, K, 2) crop pixels of the K points; valid (B, K) bool: the point's label
     is there (target: a Gaussian of ``sigma_cells`` cells at it, :func:`gaussian_heatmaps`); absent (B, K):
-    the point's hand is not in the image (target: all zeros). Maps that are neither (a hand whose point is
+    bool: the point's hand is not in the image (target: all zeros). Maps that are neither (a hand whose point is
     unlabelled) do not count.
     """
     B, K, h, w = pred.shape
@@ -445,10 +445,19 @@ def heatmap_mse(pred: torch.Tensor, uv: torch.Tensor, valid: torch.Tensor, absen
     return torch.where(valid | absent, err, 0.0).sum() / B
 
 
-def hands_absent(valid: torch.Tensor) -> torch.Tensor:
-    """(B, 42) joint labels -> (B, 42): True for the joints of a hand none of whose joints is labelled."""
+def hands_absent(valid: torch.Tensor, hand_type=None) -> torch.Tensor:
+    """(B, 42) bool joint labels -> (B, 42) bool: True for the joints of a hand that is not in the image.
+
+    ``hand_type`` (B strings "right" | "left" | "interacting", the loaders' field) says it where given: the
+    hand a single-hand sample does not show. Without it, a hand none of whose joints is labelled counts as
+    absent (true of the synthetic data; real data may leave a visible hand unlabelled: pass hand_type).
+    """
     B = valid.shape[0]
-    none = ~valid.reshape(B, 2, JOINTS_PER_HAND).any(-1)  # (B, 2)
+    if hand_type is not None and len(hand_type) == B:
+        kinds = [str(t) for t in hand_type]
+        none = torch.tensor([[t == "left", t == "right"] for t in kinds], device=valid.device)  # (B, 2)
+    else:
+        none = ~valid.reshape(B, 2, JOINTS_PER_HAND).any(-1)  # (B, 2)
     return none.repeat_interleave(JOINTS_PER_HAND, dim=1)  # (B, 42)
 
 
@@ -465,8 +474,10 @@ class JointHeatmapTerm(nn.Module):
         self.conv = nn.Conv2d(int(channels), NUM_JOINTS, kernel_size=1)
         self.sigma_cells = sigma_cells
 
-    def forward(self, neck, joints_img, valid, image_size: int) -> torch.Tensor:
-        return heatmap_mse(self.conv(neck), joints_img, valid, hands_absent(valid), image_size, self.sigma_cells)
+    def forward(self, neck, joints_img, valid, image_size: int, hand_type=None) -> torch.Tensor:
+        """neck (B, C, h, w); joints_img (B, 42, 2) crop pixels; valid (B, 42) bool -> scalar (:func:`heatmap_mse`)."""
+        absent = hands_absent(valid, hand_type)
+        return heatmap_mse(self.conv(neck), joints_img, valid, absent, image_size, self.sigma_cells)
 
 
 class Handformer2TLoss(nn.Module):
@@ -612,9 +623,11 @@ class Handformer2TLoss(nn.Module):
                 raise ValueError("Handformer2TLoss: the wrist heatmaps need batch['joints_img'] and batch['image']")
             jimg = batch["joints_img"].to(device)
             terms["wrist_heatmap"] = heatmap_mse(out["wrist_heatmaps"], jimg[:, ROOTS], valid[:, ROOTS],
-                                                 hands_absent(valid)[:, ROOTS], size, c.heatmap_sigma)
+                                                 hands_absent(valid, batch.get("hand_type"))[:, ROOTS], size,
+                                                 c.heatmap_sigma)
             terms["total"] = terms["total"] + c.wrist_heatmap_weight * terms["wrist_heatmap"]
         if self.joint_heatmap is not None:
-            terms["joint_heatmap"] = self.joint_heatmap(out["wrist_neck"], batch["joints_img"].to(device), valid, size)
+            terms["joint_heatmap"] = self.joint_heatmap(out["wrist_neck"], batch["joints_img"].to(device), valid, size,
+                                                        batch.get("hand_type"))
             terms["total"] = terms["total"] + c.joint_heatmap_weight * terms["joint_heatmap"]
         return terms

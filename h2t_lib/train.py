@@ -339,13 +339,14 @@ def end_epoch(run: Run, row: dict, data: TrainingData, d: distributed.Dist, out_
     model, history = run.model, run.history
     if d.main and data.val_set is not None and len(data.val_set):
         kw = dict(batch_size=max(run.cfg.batch_size, 32), num_workers=data.workers, precision=amp.name)
-        res = validate(model, data.val_set, d.device, **kw)  # the model's root_source (the paper: GT wrists)
-        res.pop("wrist_px")
+        own_only = model.cfg.root_source == "pred"  # then the first validation is already with its own wrists
+        res = validate(model, data.val_set, d.device, wrists=own_only, **kw)  # the model's root_source
+        wrist_px = res.pop("wrist_px", None)
         for stage, m in res.items():
             for group, v in m.items():
                 row[f"val_mpjpe_{stage}_{group}" if group != "all" else f"val_mpjpe_{stage}"] = v
-        own = validate(model, data.val_set, d.device, root_source="pred", **kw)  # with the model's own wrists
-        row["val_wrist_px"] = own.pop("wrist_px")
+        own = res if own_only else validate(model, data.val_set, d.device, root_source="pred", wrists=True, **kw)
+        row["val_wrist_px"] = own.pop("wrist_px", wrist_px)
         row.update({f"val_pred_mpjpe_{stage}": m["all"] for stage, m in own.items()})
         row["val_time_s"] = time.time() - t0
     history["epochs"].append(row)
@@ -391,6 +392,9 @@ def add_arguments(p) -> None:
     p.add_argument("--render", action="store_true",
                    help="render synthetic training samples on the fly in the loader's workers (= --set train_data=render): "
                         "no folder of images, a new image every epoch")
+    p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16", "fp16"),
+                   help="autocast of the model (= --set precision=...): auto (default) = bf16 on CUDA and on CPUs "
+                        "with native bf16, else fp32; fp16 is CUDA only")
     p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
                    help="stop in time for a last validation and checkpoint after this many minutes of wall-clock")
     add_data_arguments(p)
@@ -410,6 +414,8 @@ def config_from_args(args) -> TrainConfig:
         changes["init"] = args.init
     if getattr(args, "render", False):
         changes["train_data"] = "render"
+    if getattr(args, "precision", None) is not None:
+        changes["precision"] = args.precision
     if args.model_preset is not None:
         changes["model_preset"] = args.model_preset
     elif args.init is not None:
@@ -430,7 +436,8 @@ def run(args) -> int:
             raise UserError(f"--resume: {Path(args.out) / 'last.pt'} does not exist; run without --resume to start")
         given = [name for name, value in (("--set", args.overrides), ("--init", args.init),
                                           ("--model-preset", args.model_preset), ("--seed", args.seed),
-                                          ("--render", args.render), ("--annot-subset", args.annot_subset),
+                                          ("--render", args.render), ("--precision", args.precision),
+                                          ("--annot-subset", args.annot_subset),
                                           ("--image-check", args.image_check)) if value not in (None, False, [])]
         if given:
             print(f"note: --resume continues with the run's stored config; {', '.join(given)} ignored")

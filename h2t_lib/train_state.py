@@ -93,6 +93,8 @@ def start_run(train_cfg: Optional[TrainConfig], out_dir, resume: bool, epochs: O
     if state is None:
         raise ValueError(f"{last_path} holds weights but no training state; it cannot be resumed")
     train_cfg = TrainConfig.from_dict(extra["train_config"])
+    if "precision" not in extra["train_config"]:  # saved before the choice: fp32 on a CPU, mixed on CUDA, as it ran
+        train_cfg = dataclasses.replace(train_cfg, precision="fp32" if torch.device(device).type == "cpu" else "auto")
     if epochs is not None:
         train_cfg = dataclasses.replace(train_cfg, epochs=epochs)
     # rebuild the training objects around the loaded model, then load their states
@@ -178,15 +180,28 @@ def _optimizer(model, criterion, train_cfg: TrainConfig) -> torch.optim.Optimize
     return torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
 
 
+#: architecture fields ``--init`` may change: they add modules (or restart a head) without changing what the
+#: checkpoint's weights mean; refine_residual only from False to True
+GROWABLE_FIELDS = ("wrist_head", "wrist_width", "refine_residual")
+
+
 def _with_changes(model, overrides: dict, path):
-    """The ``--init`` model with ``model.FIELD`` overrides (e.g. ``wrist_head="heatmap"``): the checkpoint's
-    config changed by them, every weight whose name and shape the checkpoint has taken from it, the rest
-    fresh (a note names them). Turning ``refine_residual`` on restarts the refiner heads' coordinate
-    outputs near zero, since the loaded ones predict the pose, not a change of it.
-    Raises ValueError (one line) when the changed config is invalid."""
+    """The ``--init`` model with ``model.FIELD`` overrides: runtime fields (``RUNTIME_FIELDS``) or the
+    :data:`GROWABLE_FIELDS` (e.g. ``wrist_head="heatmap"``): the checkpoint's config changed by them, every
+    weight whose name and shape the checkpoint has taken from it, the rest fresh (a note names them). Turning
+    ``refine_residual`` on restarts the refiner heads' coordinate outputs near zero, since the loaded ones
+    predict the pose, not a change of it. Raises ValueError (one line) for any other architecture field
+    (its weights would change meaning) and for an invalid config."""
+    from .config import RUNTIME_FIELDS
     from .model import Handformer2T
 
     old = model.cfg
+    fixed = sorted(k for k in overrides if k not in RUNTIME_FIELDS + GROWABLE_FIELDS)
+    if fixed or (old.refine_residual and overrides.get("refine_residual") is False):
+        what = fixed or ["refine_residual=False (its heads predict a change of the pose)"]
+        raise ValueError(f"model overrides {what} change what the weights of --init {path} mean ({old.name}); "
+                         f"only {', '.join(GROWABLE_FIELDS)} and runtime fields may change: drop them or train "
+                         f"from scratch without --init")
     try:
         cfg = dataclasses.replace(old, **overrides)
     except (TypeError, ValueError) as e:

@@ -51,6 +51,22 @@ def test_decode_finds_a_gaussian_heatmaps_centre(uv):
     torch.testing.assert_close(head.decode(hm + far)[0, 0], got[0, 0], atol=0.05, rtol=0)
 
 
+def test_decode_near_the_border_is_not_pulled_inwards():
+    head = WristHeatmapHead((64, 128, 256, 512), image_size=128)
+    on_border = torch.tensor([[(3.5, 64.0), (123.5, 3.5)]])  # on the centres of border cells: found exactly
+    torch.testing.assert_close(head.decode(gaussian_heatmaps(on_border, 16, 16, 8.0, 8.0)), on_border,
+                               atol=0.35, rtol=0)  # 0.3 px: the interior axis's own sub-cell error
+    near = torch.tensor([[(9.0, 64.0), (118.0, 100.0)]])  # a cell in from the border
+    assert (head.decode(gaussian_heatmaps(near, 16, 16, 8.0, 8.0)) - near).abs().max() < 1.5
+
+
+def test_right_and_left_wrists_stay_apart():
+    head = WristHeatmapHead((64, 128, 256, 512), image_size=128)
+    target = torch.tensor([[(30.0, 40.0), (90.0, 70.0)]])
+    hm = gaussian_heatmaps(target, 16, 16, 8.0, 8.0)
+    torch.testing.assert_close(head.decode(hm.flip(1)), head.decode(hm).flip(1))
+
+
 def test_decode_of_an_empty_map_is_the_argmax_cell():
     head = WristHeatmapHead((64, 128, 256, 512), image_size=128)
     hm = torch.full((1, 2, 16, 16), -1.0)
@@ -78,7 +94,7 @@ def test_perturbed_wrists_project_to_the_shifted_pixel_at_the_same_depth():
     b = _batch()
     wrists = b["joints_cam"][:, [20, 41]]
     shift = torch.tensor([[3.0, -4.0], [0.5, 7.0]]).expand(4, 2, 2)
-    moved = perturb_wrists(wrists, shift, b["focal"], b["princpt"])
+    moved = perturb_wrists(wrists, shift, b["focal"])
     before, after = cam_to_pixel(wrists, b["focal"], b["princpt"]), cam_to_pixel(moved, b["focal"], b["princpt"])
     torch.testing.assert_close(after - before, shift, atol=1e-4, rtol=0)
     torch.testing.assert_close(moved[..., 2], wrists[..., 2])
@@ -110,6 +126,11 @@ def test_heatmap_wrist_head_sets_the_wrists_pixel_and_learns():
     for p in (model.wrist_head.out.weight, model.wrist_head.lateral3.weight,
               model.extractor.backbone.layer2[0].conv1.weight, crit.joint_heatmap.conv.weight):
         assert p.grad is not None and p.grad.abs().sum() > 0
+    # the root term alone (no heatmap MSE) trains the head through the decoded pixel
+    model.zero_grad()
+    only_root = Handformer2TLoss(HEAT, LossConfig(wrist_heatmap_weight=0.0))
+    only_root(model(b["image"], b["focal"], b["princpt"]), b)["root"].backward()
+    assert model.wrist_head.out.weight.grad.abs().sum() > 0
     # the wrist term falls on a fixed batch
     torch.manual_seed(0)
     model, crit = Handformer2T(HEAT), Handformer2TLoss(HEAT)
@@ -121,7 +142,49 @@ def test_heatmap_wrist_head_sets_the_wrists_pixel_and_learns():
         opt.zero_grad()
         t["wrist_heatmap"].backward()
         opt.step()
-    assert float(t["wrist_heatmap"]) < 0.5 * first
+    assert float(t["wrist_heatmap"].detach()) < 0.5 * first
+
+
+def test_a_checkpoint_from_before_the_wrist_head_loads_and_predicts_as_before(tmp_path):
+    from h2t_lib.checkpoint import load_checkpoint, save_checkpoint
+
+    model = Handformer2T(TINY).eval()
+    path = save_checkpoint(tmp_path / "old.pt", model)
+    ckpt = torch.load(path, weights_only=True)
+    for key in ("wrist_head", "wrist_width"):  # as written before these fields existed
+        del ckpt["model_config"][key]
+    torch.save(ckpt, path)
+    loaded, _ = load_checkpoint(path)
+    assert loaded.cfg.wrist_head == "tokens" and loaded.wrist_head is None
+    b = _batch()
+    with torch.no_grad():
+        want, got = model(b["image"], b["focal"], b["princpt"]), loaded(b["image"], b["focal"], b["princpt"])
+    for key in ("p", "u"):
+        for w, g in zip(want[key], got[key]):
+            assert torch.equal(w, g)
+    assert torch.equal(want["root"], got["root"])
+
+
+def test_init_refuses_changes_that_change_what_the_weights_mean(tmp_path):
+    from h2t_lib.checkpoint import save_checkpoint
+    from h2t_lib.train_config import TrainConfig
+    from h2t_lib.train_state import build
+
+    save_checkpoint(tmp_path / "a.pt", Handformer2T(TINY))
+    for change in ({"dim": 64}, {"image_size": 128}):
+        cfg = TrainConfig.preset("tiny", init=str(tmp_path / "a.pt"), model_preset=None, model=change)
+        with pytest.raises(ValueError, match="change what the weights"):
+            build(cfg, torch.device("cpu"))
+
+
+def test_wrist_stats_and_the_footer():
+    from h2t_lib.evaluate import wrist_stats
+
+    px = np.array([[2.0, np.nan], [12.0, 4.0], [30.0, 6.0]])
+    s = wrist_stats(px)
+    assert s["root_error_px"] == pytest.approx(54 / 5) and s["root_error_px_median"] == pytest.approx(6.0)
+    assert s["root_error_px_over10"] == pytest.approx(2 / 5)
+    assert np.isnan(wrist_stats(np.full((2, 2), np.nan))["root_error_px"])
 
 
 def test_the_wrist_head_leaves_the_other_weights_as_they_were():
@@ -192,20 +255,23 @@ def test_precision_choice(monkeypatch):
 
 
 def test_a_bf16_run_says_so_and_trains_in_bf16(interhand_dir, tmp_path, monkeypatch):
-    from h2t_lib.train import TrainConfig, TrainStep, train
+    from h2t_lib.train import TrainConfig, train
+
+    import h2t_lib.train as train_module
 
     seen = []
-    real = TrainStep.forward
+    real = train_module.forward
 
-    def spy(self, batch, global_step=None):
-        seen.append(self.amp_dtype)
-        return real(self, batch, global_step)
+    def spy(*args, **kwargs):  # the model's own output dtype, before TrainStep casts it for the loss
+        out = real(*args, **kwargs)
+        seen.append(out["p"][-1].dtype)
+        return out
 
-    monkeypatch.setattr(TrainStep, "forward", spy)
+    monkeypatch.setattr(train_module, "forward", spy)
     cfg = TrainConfig.preset("tiny", epochs=1, steps_per_epoch=2, precision="bf16",
                              model={"wrist_head": "heatmap"}, root_noise_px=3.0)
     history = train(cfg, interhand_dir, tmp_path / "run", device="cpu", progress=False)
-    assert history["precision"] == "bf16" and seen == [torch.bfloat16, torch.bfloat16]
+    assert history["precision"] == "bf16" and seen[:2] == [torch.bfloat16, torch.bfloat16]
     assert json.loads((tmp_path / "run" / "log.json").read_text())["precision"] == "bf16"
     row = history["epochs"][-1]
     assert np.isfinite(row["train_wrist_heatmap"]) and np.isfinite(row["val_wrist_px"])

@@ -17,14 +17,14 @@ def gt_roots(batch: dict) -> torch.Tensor:
     return batch["joints_cam"][:, [ROOT_INDEX["right"], ROOT_INDEX["left"]]]
 
 
-def perturb_wrists(root_cam: torch.Tensor, shift_px: torch.Tensor, focal: torch.Tensor,
-                   princpt: torch.Tensor) -> torch.Tensor:
+def perturb_wrists(root_cam: torch.Tensor, shift_px: torch.Tensor, focal: torch.Tensor) -> torch.Tensor:
     """Wrists (B, 2, 3) camera mm moved by ``shift_px`` (B, 2, 2) crop pixels in the image, at the same depth.
 
-    ``focal``, ``princpt`` (B, 2): the crop intrinsics. The moved wrist projects to its old pixel + shift_px
-    (pinhole, :func:`h2t_lib.camera.cam_to_pixel`); its z is unchanged. Ours, for training the refiner.
+    ``focal`` (B, 2): the crop's focal lengths in pixels (the principal point cancels out). The moved wrist
+    projects to its old pixel + shift_px (pinhole, :func:`h2t_lib.camera.cam_to_pixel`); its z is unchanged.
+    Ours, for training the refiner.
     """
-    f, c = focal[:, None, :].to(root_cam), princpt[:, None, :].to(root_cam)  # (B, 1, 2)
+    f = focal[:, None, :].to(root_cam)  # (B, 1, 2)
     z = root_cam[..., 2:3]  # (B, 2, 1) mm
     xy = root_cam[..., :2] + shift_px * z / f  # a pixel step is z / f mm at depth z
     return torch.cat([xy, z], dim=-1)
@@ -47,7 +47,7 @@ def forward(model, batch: dict, root_source: Optional[str] = None, pred_root_fra
     root_cam = gt_roots(batch) if source == "gt" else None
     if root_cam is not None and root_noise_px > 0:
         noise = torch.randn(root_cam.shape[:2] + (2,)) * root_noise_px  # (B, 2, 2) on the CPU, as below
-        root_cam = perturb_wrists(root_cam, noise.to(root_cam), batch["focal"], batch["princpt"])
+        root_cam = perturb_wrists(root_cam, noise.to(root_cam), batch["focal"])
     if root_cam is not None and pred_root_frac > 0:
         use_pred = torch.rand(root_cam.shape[0]) < pred_root_frac  # (B,) on the CPU: same draw on every device
         root_cam = torch.where(use_pred.to(root_cam.device)[:, None, None], float("nan"), root_cam)  # NaN -> predicted

@@ -100,7 +100,8 @@ class RootHead(nn.Module):
     spans ``root_extent_mm`` millimetres, rescaled. Back-projection gives (x, y, z).
     Input: tokens (B, T, d) (joint tokens are averaged per hand) -> root (B, 2, 3) mm, right then left.
     ``uv`` (B, 2, 2) crop pixels, when given (``wrist_head="heatmap"``: :class:`h2t_lib.model.wrist.WristHeatmapHead`),
-    replaces the MLP's own pixel; the depth is still the MLP's.
+    replaces the MLP's own pixel (its (a_u, a_v) outputs are then unused and get no gradient); the depth is
+    still the MLP's. Computed in float32 (bf16 would round a pixel near 100 to 0.5 px).
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -115,11 +116,12 @@ class RootHead(nn.Module):
                 uv: torch.Tensor | None = None) -> torch.Tensor:
         B, T, d = tokens.shape
         hand_tokens = tokens.reshape(B, 2, T // 2, d).mean(dim=2)  # (B, 2, d)
-        a = self.mlp(hand_tokens)  # (B, 2, 3)
+        a = self.mlp(hand_tokens).float()  # (B, 2, 3)
         S = self.image_size
         if uv is None:
             uv = S * (0.5 + a[..., :2])  # (B, 2, 2) pixels in the crop
-        uv = uv.to(a.dtype)
+        uv = uv.float()
+        focal, princpt = focal.float(), princpt.float()
         z = focal.mean(dim=-1, keepdim=True) * (self.extent / S) * torch.exp(a[..., 2].clamp(-6.0, 6.0))  # (B, 2)
         return pixel_to_cam(uv, z, focal, princpt)  # (B, 2, 3) camera mm
 

@@ -28,6 +28,7 @@ COMPONENTS = OrderedDict(
         ("pqe_cross_attention", "Eq. 17: cross attention of every refiner stage"),
         ("heads", "Eq. 12: MLP_out of every stage (p and u)"),
         ("root_head", "our addition: wrists in camera mm"),
+        ("wrist_head", "our addition: stride-8 wrist heatmaps (wrist_head='heatmap')"),
     ]
 )
 
@@ -40,6 +41,8 @@ def _component(name: str) -> str:
         return "feature_extractor"
     if name.startswith("root_head."):
         return "root_head"
+    if name.startswith("wrist_head."):
+        return "wrist_head"
     parts = name.split(".")
     if parts[0] == "stages":
         sub = parts[2]

@@ -1,8 +1,8 @@
 """Our wrist head: the 2D wrists from a dense stride-8 map (not in the paper, which uses the ground-truth root).
 
 KGFF projects the root-relative pose with the wrists (Eq. 13), so at inference the refiner is only as good
-as the wrist it is given: a wrist 10 px off in the 128 px crop costs the refiner ~10 mm, 20 px all of its
-gain (docs/results.md). Two pooled-and-sampled hand tokens cannot say *where* a wrist is; a map can.
+as the wrist it is given: measured on the model shipped before this head, a wrist 10 px off in the 128 px
+crop cost the refiner ~10 mm, 20 px all of its gain. Two pooled-and-sampled hand tokens cannot say *where* a wrist is; a map can.
 
     neck = conv3x3(conv3x3(up2(1x1(F_layer3)) + 1x1(F_layer2)))    (B, C, S/8, S/8)
     H    = 1x1(neck)                                               (B, 2, S/8, S/8): right, left wrist
@@ -65,8 +65,10 @@ class WristHeatmapHead(nn.Module):
         """(B, K, h, w) heatmaps -> (B, K, 2) crop pixels (u, v): argmax cell + local soft-argmax.
 
         The estimate is the mean of the 5 x 5 cell centres around the argmax weighted by the clamped
-        (>= 0) heatmap values there (cells outside the map count as the border cell); differentiable in
-        those values. Where all are <= 0 it is the argmax cell's centre. Computed in float32.
+        (>= 0) heatmap values there; differentiable in those values. Near the border the window shrinks,
+        per axis, to stay symmetric about the argmax cell (a window cut by the border would pull the
+        estimate inwards by ~4 px), down to the argmax cell alone on the border row or column. Where all
+        weights are <= 0 it is the argmax cell's centre. Computed in float32.
         """
         h = heatmaps.float()
         B, K, H, W = h.shape
@@ -74,10 +76,13 @@ class WristHeatmapHead(nn.Module):
         flat = h.reshape(B, K, H * W).argmax(-1)  # (B, K)
         row, col = flat // W, flat % W
         r = torch.arange(-(self.window // 2), self.window // 2 + 1, device=h.device)
-        rows = (row[..., None, None] + r[:, None]).clamp(0, H - 1)  # (B, K, n, 1)
-        cols = (col[..., None, None] + r[None, :]).clamp(0, W - 1)  # (B, K, 1, n)
-        idx = (rows * W + cols).reshape(B, K, -1)  # (B, K, n * n) the neighbourhood (clamped at the borders)
-        weights = h.reshape(B, K, H * W).gather(-1, idx).clamp_min(0.0)  # (B, K, n * n)
+        rows = row[..., None, None] + r[:, None]  # (B, K, n, 1)
+        cols = col[..., None, None] + r[None, :]  # (B, K, 1, n)
+        reach_r = torch.minimum(row, H - 1 - row)[..., None, None]  # cells the window may reach each way
+        reach_c = torch.minimum(col, W - 1 - col)[..., None, None]
+        inside = ((r[:, None].abs() <= reach_r) & (r[None, :].abs() <= reach_c)).reshape(B, K, -1)  # (B, K, n * n)
+        idx = (rows.clamp(0, H - 1) * W + cols.clamp(0, W - 1)).reshape(B, K, -1)  # the neighbourhood
+        weights = h.reshape(B, K, H * W).gather(-1, idx).clamp_min(0.0) * inside  # (B, K, n * n)
         xs, ys = cell_centres(W, stride, h), cell_centres(H, stride, h)
         px = torch.stack([xs[idx % W], ys[idx // W]], dim=-1)  # (B, K, n * n, 2) pixel centres of those cells
         total = weights.sum(-1, keepdim=True)  # (B, K, 1)
