@@ -69,14 +69,16 @@ def _component(name: str) -> str:
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> dict:
     """{"total": n, "components": {name: n}, "stages": [n per stage]} -- the components sum to the total.
 
-    For a Handformer2T the components are those of :data:`COMPONENTS` (plus the per-stage totals);
+    For a Handformer2T the components are those of :data:`COMPONENTS` (``wrist_head`` only when the model
+    has one), plus the per-stage totals;
     for any other model (e.g. the heatmap baseline) they are its top-level children.
     """
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad or not trainable_only]
     total = sum(p.numel() for _, p in params)
     is_h2t = hasattr(model, "stages") and hasattr(model, "extractor")
     if is_h2t:
-        comps = OrderedDict((k, 0) for k in COMPONENTS)
+        optional = () if getattr(model, "wrist_head", None) is not None else ("wrist_head",)  # ours, off by default
+        comps = OrderedDict((k, 0) for k in COMPONENTS if k not in optional)
         stages = [0] * len(model.stages)
         for n, p in params:
             c = _component(n)
