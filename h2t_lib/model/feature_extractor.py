@@ -75,11 +75,11 @@ class FeatureExtractor(nn.Module):
                 fixed_generator(cfg.seed, 1, level),
             )
 
-    def forward(self, image: torch.Tensor) -> dict:
-        return self.features(self.backbone(image))
-
-    def features(self, maps: list) -> dict:
-        """The backbone's maps [F_layer1 .. F_layerK] -> ``{level: (F, f, pooled)}`` (as ``forward``)."""
+    def forward(self, image: torch.Tensor | None = None, maps: list | None = None) -> dict:
+        """``{level: (F, f, pooled)}`` of ``image`` (B, 3, S, S), or of the backbone's ``maps`` [F_layer1 ..
+        F_layerK] when the caller has run the backbone itself (the model does, for its wrist head)."""
+        if maps is None:
+            maps = self.backbone(image)
         out = {}
         for level in self.levels:
             fmap = maps[level - 1]

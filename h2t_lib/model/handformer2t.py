@@ -114,7 +114,7 @@ class Handformer2T(nn.Module):
         focal, princpt, root_cam = self._check_inputs(image, focal, princpt, root_cam)
         cfg = self.cfg
         maps = self.extractor.backbone(image)  # [F_layer1 .. F_layerK]
-        feats = self.extractor.features(maps)  # {level: (F, f, f_1)}
+        feats = self.extractor(maps=maps)  # {level: (F, f, f_1)}
         _, f1, _ = feats[cfg.stage_level(0)]
         p, u, tokens, w_coarse = self.stages[0](f1, need_weights=return_attention)  # Eq. 7-12
         extra = {}
