@@ -63,7 +63,7 @@ from .train_config import (LR_SCHEDULES, TRAIN_DATA, TRAIN_PRESETS, TrainConfig,
 from .train_log import EpochMeter, RunLog, TrainingError, plot_history, write_logs  # noqa: F401
 from .train_state import (Run, export_checkpoint, prepare_run_dir, rng_state, set_rng_state, start_run,  # noqa: F401
                           save_epoch)
-from .utils import autocast, resolve_device, resolve_precision, seed_everything  # noqa: F401
+from .utils import autocast, resolve_device, resolve_precision, seed_everything, shown_path  # noqa: F401
 
 
 # ---------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def training_data(cfg: TrainConfig, data_dir, image_size: int, d: distributed.Di
                              "synthetic samples on the fly")
         train_set = subset(open_dataset(data_dir, cfg.train_split, image_size, augment=cfg.augment, seed=cfg.seed,
                                         **files), cfg.max_train_samples)
-        source = f"{len(train_set)} samples of {data_dir} [{cfg.train_split}]"
+        source = f"{len(train_set)} samples of {shown_path(data_dir)} [{cfg.train_split}]"
         if len(train_set) == 0:
             raise ValueError(f"the {cfg.train_split!r} split of {data_dir} is empty")
     val_name, val_set = None, None

@@ -19,6 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_CHECKPOINT = ROOT / "data" / "checkpoints" / "h2t_cpu.pt"
 
 
+def shown_path(path) -> str:
+    """``path`` as a log line shows it: relative to the checkout when inside it (``runs/course_data``), so what
+    a notebook prints does not name this machine's folders; as given otherwise."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def is_fast() -> bool:
     """True when ``H2T_FAST=1`` (set by the tests): shrink data and steps."""
     return os.environ.get("H2T_FAST", "0") not in ("", "0", "false", "False")

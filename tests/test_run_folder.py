@@ -164,3 +164,10 @@ def test_a_failed_checkpoint_write_is_one_line_and_leaves_no_temporary_file(tmp_
         save_checkpoint(path, model)
     assert path.read_bytes() == b"the previous epoch's checkpoint"
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_log_lines_show_checkout_paths_relative(tmp_path):
+    from h2t_lib.utils import ROOT, shown_path
+
+    assert shown_path(ROOT / "runs" / "course_data") == "runs/course_data"
+    assert shown_path(tmp_path) == str(tmp_path)  # outside the checkout: as given
