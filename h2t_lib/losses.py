@@ -573,6 +573,7 @@ class Handformer2TLoss(nn.Module):
         valid = _valid_mask(batch["joint_valid"].to(device), gt.shape[:2], "batch['joint_valid']")  # (B, 42)
         gt_rel = root_relative(gt)  # (B, 42, 3) root-relative mm
         B = gt.shape[0]
+        size = batch["image"].shape[-1] if torch.is_tensor(batch.get("image")) else None  # the crop side S, px
 
         # Eq. 19: every stage against the same ground truth, each with its own flow (weights: ours, 1 = paper).
         if step is not None and step < c.l1_warmup_steps:  # ours: an L1 warm-up, the flows wait
@@ -603,7 +604,6 @@ class Handformer2TLoss(nn.Module):
                     f"Handformer2TLoss: out['root'] must be (B, 2, 3) = ({B}, 2, 3), got {tuple(root_pred.shape)}"
                 )
             focal, princpt = batch.get("focal"), batch.get("princpt")
-            size = batch["image"].shape[-1] if torch.is_tensor(batch.get("image")) else None
             root = root_loss(root_pred, gt[:, ROOTS], valid[:, ROOTS],
                              None if focal is None else focal.to(device), None if princpt is None else princpt.to(device),
                              size, c.root_space, s)
@@ -615,9 +615,8 @@ class Handformer2TLoss(nn.Module):
         if self.heatmap is not None:
             if "fmaps" not in out or "joints_img" not in batch:
                 raise ValueError("Handformer2TLoss: heatmap_weight > 0 needs out['fmaps'] and batch['joints_img']")
-            terms["heatmap"] = self.heatmap(out["fmaps"], batch["joints_img"].to(device), valid, batch["image"].shape[-1])
+            terms["heatmap"] = self.heatmap(out["fmaps"], batch["joints_img"].to(device), valid, size)
             terms["total"] = terms["total"] + c.heatmap_weight * terms["heatmap"]
-        size = batch["image"].shape[-1] if torch.is_tensor(batch.get("image")) else None
         if "wrist_heatmaps" in out:  # our wrist head: Gaussians at the two wrists, zeros for an absent hand
             if "joints_img" not in batch or size is None:
                 raise ValueError("Handformer2TLoss: the wrist heatmaps need batch['joints_img'] and batch['image']")

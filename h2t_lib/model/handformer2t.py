@@ -106,7 +106,8 @@ class Handformer2T(nn.Module):
         "root": (B, 2, 3) predicted wrists, camera mm, "fmaps": the backbone maps F_i of the levels
         the stages read, in ``cfg.used_levels()`` order [(B, c_i, h_i, w_i)] (for our training-only
         2D term, :class:`h2t_lib.losses.KeypointHeatmapTerm`)}; with ``wrist_head="heatmap"`` also
-        "wrist_heatmaps" (B, 2, S/8, S/8) and "wrist_neck" (B, C, S/8, S/8) (our wrist head). With ``return_attention=True`` also
+        "wrist_heatmaps" (B, 2, S/8, S/8) and "wrist_neck" (B, C, S/8, S/8) (our wrist head). With
+        ``return_attention=True`` also
         "attention": {"coarse": [L x (B, H, T, T)], "self": [(B, H, T, T) per refiner stage],
         "cross": [(B, H, T, T) per refiner stage]} and "kgff_uv": [(B, 42, 2) projected pixels per
         refiner stage] (empty lists where a part is switched off).

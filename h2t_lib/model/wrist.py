@@ -2,7 +2,8 @@
 
 KGFF projects the root-relative pose with the wrists (Eq. 13), so at inference the refiner is only as good
 as the wrist it is given: measured on the model shipped before this head, a wrist 10 px off in the 128 px
-crop cost the refiner ~10 mm, 20 px all of its gain. Two pooled-and-sampled hand tokens cannot say *where* a wrist is; a map can.
+crop cost the refiner ~10 mm, 20 px all of its gain. Two pooled-and-sampled hand tokens cannot say *where*
+a wrist is; a map can.
 
     neck = conv3x3(conv3x3(up2(1x1(F_layer3)) + 1x1(F_layer2)))    (B, C, S/8, S/8)
     H    = 1x1(neck)                                               (B, 2, S/8, S/8): right, left wrist
@@ -11,8 +12,9 @@ The head is trained towards Gaussian heatmaps of the two wrists (:func:`h2t_lib.
 MSE) and, through :meth:`WristHeatmapHead.decode`, by the root term on the decoded pixel. Decoding is
 local: the argmax cell, refined by a soft-argmax over its 5 x 5 neighbourhood (weights: the clamped
 heatmap values), so a second blob elsewhere cannot pull the estimate away (a Gaussian target of one
-cell's std decodes to within ~0.5 px of its centre away from the border; 3 x 3 would cut it and be ~1.5 px off). The right and left wrists
-are separate maps. The depth stays with :class:`h2t_lib.model.coarse.RootHead` (its log-depth output).
+cell's std decodes to within ~0.5 px of its centre away from the border; 3 x 3 would cut it and be
+~1.5 px off). The right and left wrists are separate maps. The depth stays with
+:class:`h2t_lib.model.coarse.RootHead` (its log-depth output).
 """
 from __future__ import annotations
 
