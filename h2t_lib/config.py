@@ -94,6 +94,8 @@ class ModelConfig:
     wrist_head: str = "tokens"  # the wrists' crop pixel from "tokens" (RootHead on the hand tokens) or "heatmap"
     #                             (WristHeatmapHead: stride-8 maps of levels 2 + 3); the depth always from RootHead
     wrist_width: int = 64  # channels of the heatmap head's neck
+    hand_presence: bool = False  # ours: a logit per hand, "this hand is in the image", from its token (BCE; as
+    #                              InterNet's hand-type head); it makes the tokens tell a right hand from a left
     # --- scales
     norm_mm: float = 200.0  # heads predict coordinates / norm_mm; sigma u is in these units
     root_extent_mm: float = 300.0  # assumed metric width of the crop, sets the root head's depth scale

@@ -303,6 +303,7 @@ class LossConfig:
     stage_weights: tuple | None = None  # ours: weight of each stage's pose term (N numbers); None = all 1 (Eq. 19)
     l1_warmup_steps: int = 0  # ours: optimiser steps whose pose term is a plain L1 instead of RLE; 0 = RLE throughout
     wrist_heatmap_weight: float = 1.0  # ours, wrist_head="heatmap" only: MSE of the wrist heatmaps (WristHeatmapHead)
+    presence_weight: float = 1.0  # ours, hand_presence=True only: BCE of the hand-in-image logits
     joint_heatmap_weight: float = 0.0  # ours, training-only: MSE of 42 joint heatmaps read off the wrist head's neck
     heatmap_sigma: float = 1.0  # std of the Gaussian heatmap targets, in map cells (8 px at stride 8)
 
@@ -310,11 +311,12 @@ class LossConfig:
         if self.root_space not in ROOT_SPACES:
             raise ValueError(f"LossConfig: root_space={self.root_space!r}; use one of {ROOT_SPACES}")
         if min(self.mmd_weight, self.root_weight, self.heatmap_weight, self.wrist_heatmap_weight,
-               self.joint_heatmap_weight) < 0 or not self.heatmap_sigma > 0:
+               self.joint_heatmap_weight, self.presence_weight) < 0 or not self.heatmap_sigma > 0:
             raise ValueError(
                 f"LossConfig: weights must be >= 0 and heatmap_sigma > 0, got mmd_weight={self.mmd_weight}, "
                 f"root_weight={self.root_weight}, heatmap_weight={self.heatmap_weight}, wrist_heatmap_weight="
-                f"{self.wrist_heatmap_weight}, joint_heatmap_weight={self.joint_heatmap_weight}, heatmap_sigma={self.heatmap_sigma}"
+                f"{self.wrist_heatmap_weight}, joint_heatmap_weight={self.joint_heatmap_weight}, presence_weight="
+                f"{self.presence_weight}, heatmap_sigma={self.heatmap_sigma}"
             )
         if self.flow_hidden < 1 or self.flow_layers < 1:
             raise ValueError(
@@ -625,6 +627,10 @@ class Handformer2TLoss(nn.Module):
                                                  hands_absent(valid, batch.get("hand_type"))[:, ROOTS], size,
                                                  c.heatmap_sigma)
             terms["total"] = terms["total"] + c.wrist_heatmap_weight * terms["wrist_heatmap"]
+        if "presence" in out:  # ours: is each hand in the image (BCE on the (B, 2) logits)
+            present = (~hands_absent(valid, batch.get("hand_type"))[:, ROOTS]).float()  # (B, 2)
+            terms["presence"] = nn.functional.binary_cross_entropy_with_logits(out["presence"].float(), present)
+            terms["total"] = terms["total"] + c.presence_weight * terms["presence"]
         if self.joint_heatmap is not None:
             terms["joint_heatmap"] = self.joint_heatmap(out["wrist_neck"], batch["joints_img"].to(device), valid, size,
                                                         batch.get("hand_type"))

@@ -182,7 +182,7 @@ def _optimizer(model, criterion, train_cfg: TrainConfig) -> torch.optim.Optimize
 
 #: architecture fields ``--init`` may change: they add modules (or restart a head) without changing what the
 #: checkpoint's weights mean; refine_residual only from False to True
-GROWABLE_FIELDS = ("wrist_head", "wrist_width", "refine_residual")
+GROWABLE_FIELDS = ("wrist_head", "wrist_width", "refine_residual", "hand_presence")
 
 
 def _with_changes(model, overrides: dict, path):

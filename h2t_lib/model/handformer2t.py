@@ -21,6 +21,7 @@ from h2t_lib.config import ModelConfig
 from h2t_lib.model.coarse import CoarsePredictor, RootHead
 from h2t_lib.model.feature_extractor import FeatureExtractor
 from h2t_lib.model.refiner import RefineStage
+from h2t_lib.model.tokenizer import GroupedLinear
 from h2t_lib.model.wrist import WristHeatmapHead
 
 
@@ -47,6 +48,8 @@ class Handformer2T(nn.Module):
             # ours: the wrists' crop pixel from a stride-8 heatmap (built last: the other weights stay as without it)
             self.wrist_head = (WristHeatmapHead(cfg.channels, cfg.image_size, cfg.wrist_width)
                                if cfg.wrist_head == "heatmap" else None)
+            # ours: is each hand in the image? one logit per hand from its token(s) (built after the wrist head)
+            self.presence_head = GroupedLinear(2, cfg.dim, 1) if cfg.hand_presence else None
 
     # ------------------------------------------------------------------ input checks
     def _check_inputs(self, image, focal, princpt, root_cam):
@@ -106,7 +109,8 @@ class Handformer2T(nn.Module):
         "root": (B, 2, 3) predicted wrists, camera mm, "fmaps": the backbone maps F_i of the levels
         the stages read, in ``cfg.used_levels()`` order [(B, c_i, h_i, w_i)] (for our training-only
         2D term, :class:`h2t_lib.losses.KeypointHeatmapTerm`)}; with ``wrist_head="heatmap"`` also
-        "wrist_heatmaps" (B, 2, S/8, S/8) and "wrist_neck" (B, C, S/8, S/8) (our wrist head). With
+        "wrist_heatmaps" (B, 2, S/8, S/8) and "wrist_neck" (B, C, S/8, S/8) (our wrist head); with
+        ``hand_presence`` also "presence" (B, 2) logits, right and left hand in the image (ours). With
         ``return_attention=True`` also
         "attention": {"coarse": [L x (B, H, T, T)], "self": [(B, H, T, T) per refiner stage],
         "cross": [(B, H, T, T) per refiner stage]} and "kgff_uv": [(B, 42, 2) projected pixels per
@@ -125,6 +129,8 @@ class Handformer2T(nn.Module):
             root = self.root_head(tokens, focal, princpt, uv=self.wrist_head.decode(heat))  # (B, 2, 3)
         else:
             root = self.root_head(tokens, focal, princpt)  # (B, 2, 3)
+        if self.presence_head is not None:  # (B, T, 1) -> (B, 2) logits, averaged over a hand's tokens
+            extra["presence"] = self.presence_head(tokens).reshape(tokens.shape[0], 2, -1).mean(-1)
         proj_root = self.projection_root(root, root_cam)
         ps, us = [p], [u]
         attn = {"coarse": w_coarse, "self": [], "cross": [], "uv": []}

@@ -29,6 +29,7 @@ COMPONENTS = OrderedDict(
         ("heads", "Eq. 12: MLP_out of every stage (p and u)"),
         ("root_head", "our addition: wrists in camera mm"),
         ("wrist_head", "our addition: stride-8 wrist heatmaps (wrist_head='heatmap')"),
+        ("presence_head", "our addition: a hand-in-image logit per hand token (hand_presence=True)"),
     ]
 )
 
@@ -43,6 +44,8 @@ def _component(name: str) -> str:
         return "root_head"
     if name.startswith("wrist_head."):
         return "wrist_head"
+    if name.startswith("presence_head."):
+        return "presence_head"
     parts = name.split(".")
     if parts[0] == "stages":
         sub = parts[2]
@@ -77,7 +80,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> dict:
     total = sum(p.numel() for _, p in params)
     is_h2t = hasattr(model, "stages") and hasattr(model, "extractor")
     if is_h2t:
-        optional = () if getattr(model, "wrist_head", None) is not None else ("wrist_head",)  # ours, off by default
+        optional = tuple(k for k in ("wrist_head", "presence_head") if getattr(model, k, None) is None)  # ours, off by default
         comps = OrderedDict((k, 0) for k in COMPONENTS if k not in optional)
         stages = [0] * len(model.stages)
         for n, p in params:
