@@ -14,6 +14,7 @@ from h2t_lib.config import ModelConfig
 from h2t_lib.losses import Handformer2TLoss, LossConfig, gaussian_heatmaps, hands_absent, heatmap_mse
 from h2t_lib.model import Handformer2T
 from h2t_lib.model.batch import perturb_wrists
+from h2t_lib.model.params import count_parameters
 from h2t_lib.model.wrist import WristHeatmapHead, cell_centres
 
 TINY = ModelConfig.preset("tiny")
@@ -276,3 +277,33 @@ def test_a_bf16_run_says_so_and_trains_in_bf16(interhand_dir, tmp_path, monkeypa
     row = history["epochs"][-1]
     assert np.isfinite(row["train_wrist_heatmap"]) and np.isfinite(row["val_wrist_px"])
     assert "val_pred_mpjpe_stage2" in row
+
+
+def test_presence_head_targets_follow_the_hands_in_the_image_and_it_learns():
+    cfg = dataclasses.replace(TINY, hand_presence=True)
+    b = _batch()
+    b["joint_valid"][0, 21:] = 0  # sample 0 shows only its right hand, sample 1 only its left
+    b["joint_valid"][1, :21] = 0
+    b["hand_type"] = ["right", "left", "interacting", "interacting"]
+    want = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    torch.manual_seed(0)
+    model, crit = Handformer2T(cfg), Handformer2TLoss(cfg)
+    out = model(b["image"], b["focal"], b["princpt"])
+    assert out["presence"].shape == (4, 2)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(out["presence"], want)
+    terms = crit(out, b)
+    torch.testing.assert_close(terms["presence"], bce)
+    terms["presence"].backward()
+    assert model.extractor.backbone.layer1[0].conv1.weight.grad.abs().sum() > 0  # it reaches the backbone
+    # the other weights are those of a model without the head; the term falls on a fixed batch
+    plain = Handformer2T(TINY).state_dict()
+    assert all(torch.equal(v, Handformer2T(cfg).state_dict()[k]) for k, v in plain.items())
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    first = float(bce)
+    for _ in range(30):
+        loss = crit(model(b["image"], b["focal"], b["princpt"]), b)["presence"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.5 * first
+    assert "presence_head" in count_parameters(model)["components"]
