@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .camera import cam_to_pixel
-from .skeleton import JOINTS_PER_HAND, NUM_JOINTS, ROOT_INDEX, root_relative
+from h2t_lib.camera import cam_to_pixel
+from h2t_lib.skeleton import JOINTS_PER_HAND, NUM_JOINTS, ROOT_INDEX, root_relative
 
 #: amplitude of the standard normal density at 0, 1/sqrt(2 pi): RLE's Laplace residual uses it
 LAPLACE_AMP = 1.0 / math.sqrt(2.0 * math.pi)
@@ -419,7 +419,7 @@ def gaussian_heatmaps(uv: torch.Tensor, height: int, width: int, stride: float, 
     :func:`h2t_lib.model.wrist.cell_centres`); the peak is 1 when a cell centre lies on the point. Points
     outside the map give the tail of their Gaussian (near zero), not an error.
     """
-    from .model.wrist import cell_centres
+    from h2t_lib.model.wrist import cell_centres
 
     u = uv[..., 0, None, None].float()  # (B, K, 1, 1)
     v = uv[..., 1, None, None].float()

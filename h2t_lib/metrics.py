@@ -36,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .skeleton import HAND_SLICE, HAND_TYPES, NUM_JOINTS, ROOT_INDEX, root_relative
+from h2t_lib.skeleton import HAND_SLICE, HAND_TYPES, NUM_JOINTS, ROOT_INDEX, root_relative
 
 GROUPS = ("single", "interacting", "all")
 
