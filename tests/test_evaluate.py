@@ -133,7 +133,7 @@ def test_rhd_gets_epe(setup, tmp_path):
 
 
 def test_axis_errors_name_the_failing_direction():
-    from h2t_lib.engine.evaluate import axis_errors
+    from h2t_lib.metrics import axis_errors
 
     rng = np.random.default_rng(0)
     gt = rng.normal(0, 40, size=(20, 42, 3)) + np.array([0, 0, 500.0])

@@ -449,21 +449,15 @@ def refinement_changes(results: dict, decimals: int = 1) -> list:
 # Typical, best and worst: not only the failures (notebook 08)
 # --------------------------------------------------------------------------- #
 def per_axis_errors(pred_rel, joints_cam, valid) -> np.ndarray:
-    """Mean |error| along x, y, z (mm) of the root-relative joints, wrists left out (0 by construction).
+    """Notebook 08: mean |error| along x, y, z (mm) of the root-relative joints, wrists left out (0 by
+    construction): :func:`h2t_lib.metrics.axis_errors` with ``skip_roots``.
 
     pred_rel: (..., 42, 3) root-relative mm; joints_cam: (..., 42, 3) camera mm; valid: (..., 42).
     Returns (3,) over every valid (sample, joint) pair given.
     """
-    p = np.asarray(pred_rel, dtype=np.float64).reshape(-1, sk.NUM_JOINTS, 3)
-    g = sk.root_relative(np.asarray(joints_cam, dtype=np.float64).reshape(-1, sk.NUM_JOINTS, 3))
-    p = sk.root_relative(p)
-    v = np.asarray(valid).reshape(-1, sk.NUM_JOINTS) > 0
-    roots = [sk.ROOT_INDEX["right"], sk.ROOT_INDEX["left"]]
-    v = v & v[:, np.repeat(roots, sk.JOINTS_PER_HAND)]
-    v[:, roots] = False
-    if not v.any():
-        return np.full(3, np.nan)
-    return np.abs(p - g)[v].mean(axis=0)
+    from h2t_lib.metrics import axis_errors
+
+    return axis_errors(pred_rel, joints_cam, valid, skip_roots=True)
 
 
 def ranked_samples(preds: dict, stage: int = -1) -> dict:

@@ -485,14 +485,12 @@ def mmd_kernel_figure(bandwidths=None, max_dist: float = 1.0, dpi: int = 80):
 # Notebook 06: L1 against RLE, a short training loop over library parts
 # =============================================================================
 def l1_pose_loss(out: dict, batch: dict, scale_mm: float = 200.0):
-    """The plain regression baseline: sum over stages of |p^(i) - p^g| (normalised units), summed
-    over the valid joints' coordinates and divided by the batch size (the scale of ``rle_loss``)."""
-    import torch
+    """Notebook 06: the plain regression baseline, :func:`h2t_lib.losses.l1_pose_loss` summed over the
+    stages: |p^(i) - p^g| (normalised units) over the valid joints' coordinates, divided by the batch size."""
+    from h2t_lib import losses
 
     gt = sk.root_relative(batch["joints_cam"].float())  # (B, 42, 3)
-    v = (batch["joint_valid"] > 0.5)[..., None]  # (B, 42, 1)
-    B = gt.shape[0]
-    return sum(torch.where(v, (p.float() - gt).abs() / scale_mm, 0.0).sum() / B for p in out["p"])
+    return sum(losses.l1_pose_loss(p, gt, batch["joint_valid"], scale_mm) for p in out["p"])
 
 
 def train_loss_variant(model_cfg, dataset, loss: str = "rle", steps: int = 40, batch_size: int = 8,

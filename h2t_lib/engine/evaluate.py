@@ -192,7 +192,7 @@ def _is_rhd(dataset) -> bool:
 
 
 def _row(name: str, pred, gt, valid, hand_type, with_epe: bool) -> dict:
-    from h2t_lib.metrics import epe, mpjpe, per_joint_errors
+    from h2t_lib.metrics import axis_errors, epe, mpjpe, per_joint_errors
 
     row = {"name": name, **mpjpe(pred, gt, valid, hand_type)}
     if with_epe:
@@ -200,15 +200,6 @@ def _row(name: str, pred, gt, valid, hand_type, with_epe: bool) -> dict:
     row["per_joint"] = per_joint_errors(pred, gt, valid, hand_type).tolist()
     row["axis_mae"] = axis_errors(pred, gt, valid).tolist()
     return row
-
-
-def axis_errors(pred, gt, valid) -> np.ndarray:
-    """(3,) mean |error| in mm of the root-relative x, y, z over the valid joints: which direction fails."""
-    from h2t_lib.skeleton import root_relative
-
-    d = np.abs(root_relative(np.asarray(pred, np.float64)) - root_relative(np.asarray(gt, np.float64)))  # (M, 42, 3)
-    ok = np.asarray(valid) > 0.5
-    return d[ok].mean(axis=0) if ok.any() else np.full(3, np.nan)
 
 
 def wrist_pixel_errors(root_pred, joints_cam, joint_valid, focal, princpt) -> np.ndarray:
