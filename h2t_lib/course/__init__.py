@@ -1,4 +1,4 @@
-"""What the notebook course shares: its data, the shipped model, and paths that work from any folder.
+"""The notebook course: its data, the shipped model, paths that work from any folder, and its views.
 
 The notebooks run with their own folder (``notebooks/``) as the working directory, under
 nbval two at a time; these helpers resolve paths from the repository root and render the
@@ -12,6 +12,19 @@ course's synthetic data once (a file lock keeps two kernels from rendering it to
 Sizes: 300 test / 2000 train images at 256 px normally (about a minute to render on two
 cores), 24 / 48 under ``H2T_FAST=1``. Seeds: test 202, train 201 (not the shipped model's
 training seeds, see docs/results.md), so every notebook sees the same images every run.
+
+The notebooks' views (functions that compute what they show and return data or a figure; the
+notebooks wire them to widgets, the tests call them directly) are re-exported here as
+``course.NAME``; they draw with :mod:`h2t_lib.viz`'s primitives:
+
+* :mod:`.data_views`: the joint convention, browsing samples, posed pairs, augmentation (notebooks 00-01)
+* :mod:`.heatmap_views`: 2.5D heatmaps against direct regression, on a sample and in compute (notebook 02)
+* :mod:`.model_views`: feature maps, tokens, attention, parameters and FLOPs (notebooks 02-04)
+* :mod:`.model_diagram`: the whole model at a glance with a model's tensor shapes (notebook 00)
+* :mod:`.probe`: a linear probe from a hand token to its 63 coordinates (notebook 04)
+* :mod:`.refine_views`: KGFF's sampling, every stage's pose, the RLE and MMD losses (notebooks 05-06)
+* :mod:`.eval_views`: loss curves, error breakdowns, a GT-vs-prediction viewer (notebooks 07-08)
+* :mod:`.results_views`: the paper's tables beside ours, predictions on your images (notebooks 09-10)
 """
 from __future__ import annotations
 
