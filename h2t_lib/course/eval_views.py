@@ -104,26 +104,18 @@ def update_loss_figure(fig, steps, epochs) -> None:
     epochs: ``[{"epoch", "step", "train_total", "val_mpjpe_stage1", ...}]`` (``history["epochs"]``).
     Missing or non-finite values are left out. A ``FigureWidget`` redraws once.
     """
+    from h2t_lib.engine.log import loss_curves
+
     by_name = {tr.name: tr for tr in fig.data}
-    data = {"train (running)": ([p["step"] for p in steps], [p["total"] for p in steps]),
-            "train (epoch mean)": ([r["step"] for r in epochs], [r.get("train_total") for r in epochs])}
-    for name in by_name:
-        m = re.fullmatch(r"val stage (\d+)", name)
-        if m:
-            key = f"val_mpjpe_stage{m.group(1)}"
-            data[name] = ([r["epoch"] for r in epochs], [r.get(key) for r in epochs])
-
-    def finite(xs, ys):
-        keep = [(x, y) for x, y in zip(xs, ys) if y is not None and math.isfinite(float(y))]
-        return [x for x, _ in keep], [float(y) for _, y in keep]
-
+    stages = [int(m.group(1)) for name in by_name for m in [re.fullmatch(r"val stage (\d+)", name)] if m]
+    data = loss_curves(steps, epochs, stages=stages)
     ctx = fig.batch_update() if hasattr(fig, "batch_update") else None
     if ctx is not None:
         ctx.__enter__()
     try:
         for name, (xs, ys) in data.items():
             if name in by_name:
-                by_name[name].x, by_name[name].y = finite(xs, ys)
+                by_name[name].x, by_name[name].y = xs, ys
     finally:
         if ctx is not None:
             ctx.__exit__(None, None, None)

@@ -173,8 +173,36 @@ def write_logs(history: dict, out_dir) -> None:
     plot_history(history, out_dir / "loss_curve.png")
 
 
+_STAGE_KEY = re.compile(r"val_mpjpe_stage(\d+)")
+
+
+def loss_curves(steps, epochs, stages=None) -> dict:
+    """The series every loss-curve drawing shows: ``{name: (xs, ys)}``, None and non-finite values left out.
+
+    ``"train (running)"``: each step point's ``total`` against its step; ``"train (epoch mean)"``: each
+    epoch row's ``train_total`` against the epoch's last step; ``"val stage i"``: each row's
+    ``val_mpjpe_stage<i>`` against the epoch, for every i in ``stages`` (default: the stages the rows
+    hold). steps / epochs: ``history["steps"]`` / ``history["epochs"]`` (or the points a live run got).
+    :func:`plot_history` (the run folder's PNG) and ``course.loss_curve_figure`` (notebook 07's
+    plotly figure) both draw these.
+    """
+    if stages is None:
+        stages = sorted({int(m.group(1)) for r in epochs for k in r for m in [_STAGE_KEY.fullmatch(k)] if m})
+    data = {"train (running)": ([p["step"] for p in steps], [p.get("total") for p in steps]),
+            "train (epoch mean)": ([r["step"] for r in epochs], [r.get("train_total") for r in epochs])}
+    for i in stages:
+        data[f"val stage {i}"] = ([r["epoch"] for r in epochs], [r.get(f"val_mpjpe_stage{i}") for r in epochs])
+
+    def finite(xs, ys):
+        keep = [(x, y) for x, y in zip(xs, ys) if y is not None and math.isfinite(float(y))]
+        return [x for x, _ in keep], [float(y) for _, y in keep]
+
+    return {name: finite(xs, ys) for name, (xs, ys) in data.items()}
+
+
 def plot_history(history: dict, path=None):
-    """Training loss per step and per epoch (left), validation MPJPE per stage (right). Returns the figure."""
+    """Training loss per step and per epoch (left), validation MPJPE per stage (right), as a matplotlib
+    figure of :func:`loss_curves` (written to ``path`` as a PNG when given). Returns the figure."""
     import matplotlib
 
     if path is not None:
@@ -182,25 +210,22 @@ def plot_history(history: dict, path=None):
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    steps = history.get("steps", [])
-    if steps:
-        a1.plot([s["step"] for s in steps], [s["total"] for s in steps], lw=0.8, alpha=0.5, label="train (running)")
-    rows = history["epochs"]
-    if rows:
-        a1.plot([r["step"] for r in rows], [r["train_total"] for r in rows], "o-", label="train (epoch mean)")
+    curves = loss_curves(history.get("steps", []), history["epochs"])
+    for name, style in (("train (running)", dict(lw=0.8, alpha=0.5)), ("train (epoch mean)", dict(marker="o"))):
+        xs, ys = curves.pop(name)
+        if xs:
+            a1.plot(xs, ys, label=name, **style)
     a1.set_xlabel("step")
     a1.set_ylabel("loss (Eq. 21)")
     a1.set_title("training loss")
     a1.legend(fontsize=8)
-    stage_keys = sorted({k for r in rows for k in r if re.fullmatch(r"val_mpjpe_stage\d+", k)})
-    for k in stage_keys:
-        pts = [(r["epoch"], r[k]) for r in rows if r.get(k) is not None and np.isfinite(r[k])]
-        if pts:
-            a2.plot(*zip(*pts), "o-", label=k.replace("val_mpjpe_", ""))
+    for name, (xs, ys) in curves.items():  # what is left: "val stage i"
+        if xs:
+            a2.plot(xs, ys, "o-", label=name.replace("val stage ", "stage"))
     a2.set_xlabel("epoch")
     a2.set_ylabel("MPJPE (mm)")
     a2.set_title("validation MPJPE (all samples)")
-    if stage_keys:
+    if curves:
         a2.legend(fontsize=8)
     else:
         a2.text(0.5, 0.5, "no validation split", ha="center", va="center", transform=a2.transAxes)
