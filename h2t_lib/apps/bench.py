@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from h2t_lib.engine.bench import (DEFINITIONS_SHORT, _device_memory_bytes, _meta, _run_child, format_markdown, format_table,
-                                  model_specs)
+from h2t_lib.engine.bench import (DEFINITIONS_SHORT, _device_memory_bytes, _meta, _run_child, format_markdown,
+                                  format_table, model_specs)
 from h2t_lib.engine.flops import NO_THOP
 from h2t_lib.errors import UserError
 from h2t_lib.utils import atomic_write_json, atomic_write_text, check_writable, is_fast

@@ -53,14 +53,14 @@ import torch
 
 from h2t_lib.engine import distributed
 from h2t_lib.data.loading import (EpochDataset, EpochSampler, auto_workers, available_splits,  # noqa: F401
-                           epoch_seed, make_loader, open_dataset, passes, pick_val_split, subset, to_device)
+                                  epoch_seed, make_loader, open_dataset, passes, pick_val_split, subset, to_device)
 from h2t_lib.engine.evaluate import validate
 from h2t_lib.model.batch import forward, gt_roots  # noqa: F401
 from h2t_lib.engine.config import (LR_SCHEDULES, TRAIN_DATA, TRAIN_PRESETS, TrainConfig, _scaled_step,  # noqa: F401
-                           budget_scheduler, lr_factor, make_scheduler, parse_overrides, warmup)
+                                   budget_scheduler, lr_factor, make_scheduler, parse_overrides, warmup)
 from h2t_lib.engine.log import EpochMeter, RunLog, TrainingError, plot_history, write_logs  # noqa: F401
-from h2t_lib.engine.state import (Run, export_checkpoint, prepare_run_dir, rng_state, set_rng_state, start_run,  # noqa: F401
-                          save_epoch)
+from h2t_lib.engine.state import (Run, export_checkpoint, prepare_run_dir, rng_state, set_rng_state,  # noqa: F401
+                                  start_run, save_epoch)
 from h2t_lib.utils import autocast, resolve_device, resolve_precision, seed_everything, shown_path  # noqa: F401
 
 

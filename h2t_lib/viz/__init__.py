@@ -10,5 +10,6 @@ views, which compute what they show, live in :mod:`h2t_lib.course`.
 """
 from h2t_lib.viz.skeleton2d import *  # noqa: F401,F403
 from h2t_lib.viz.skeleton2d import HAND_COLORS, draw_skeleton_2d, sample_grid  # noqa: F401
-from h2t_lib.viz.plot3d import hands_figure_3d, png_data_uri, sample_figure, setup_notebook, skeleton_traces  # noqa: F401
+from h2t_lib.viz.plot3d import (hands_figure_3d, png_data_uri, sample_figure, setup_notebook,  # noqa: F401
+                                skeleton_traces)
 from h2t_lib.viz.static import figure_png, mime_bundle, show, static_figure  # noqa: F401

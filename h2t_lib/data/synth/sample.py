@@ -11,7 +11,8 @@ from h2t_lib.data.synth.backgrounds import cast_shadow, random_background
 from h2t_lib.data.synth.blended import rasterize_blended
 from h2t_lib.data.synth.primitives import damped_cast, joint_cover
 from h2t_lib.data.synth.raster import rasterize
-from h2t_lib.data.synth.rig import CAPTURE, CameraRig, DEFAULT_STYLE, OCCLUSION_LEVELS, VIS_TOLERANCE, _SMOOTH, camera_rig, check_style
+from h2t_lib.data.synth.rig import (CAPTURE, CameraRig, DEFAULT_STYLE, OCCLUSION_LEVELS, VIS_TOLERANCE, _SMOOTH,
+                                    camera_rig, check_style)
 from h2t_lib.data.synth.scene import Scene, occlusion_from_layers, sample_scene
 from h2t_lib.data.synth.shading import Appearance, SkinLook, sample_appearance, sample_skin_look, shade, shade_skin
 

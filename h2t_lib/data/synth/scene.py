@@ -9,7 +9,8 @@ from h2t_lib import camera as camlib, skeleton as sk
 from h2t_lib.data import hand_model as hm
 from h2t_lib.data.synth.primitives import CAPSULE, Primitives, SLAB, _cross, forearm_primitive, hand_primitives
 from h2t_lib.data.synth.raster import rasterize
-from h2t_lib.data.synth.rig import DEFAULT_STYLE, INTERACTIONS, INTERACTIONS_HIGH, OCCLUSION_LEVELS, OCCLUSION_RANGES, _OCC_RES
+from h2t_lib.data.synth.rig import (DEFAULT_STYLE, INTERACTIONS, INTERACTIONS_HIGH, OCCLUSION_LEVELS, OCCLUSION_RANGES,
+                                    _OCC_RES)
 
 
 @dataclass
