@@ -143,6 +143,8 @@ def mpjpe(pred, gt, joint_valid, hand_type: Sequence[str]) -> dict:
     Per group: the mean over joints of each joint's mean error over the group's samples
     where that joint is valid (joints with no such sample are skipped). NaN when a group
     has no valid joint at all (e.g. no interacting sample in the set).
+
+    Used in notebook 08.
     """
     return {g: _mean_skip_nan(per_joint_errors(pred, gt, joint_valid, hand_type, group=g)) for g in GROUPS}
 
@@ -171,6 +173,8 @@ def epe(pred, gt, joint_valid, average: str = "keypoint") -> float:
     counted keypoints pooled. The keypoints
     that count are ``joint_valid`` (for RHD's protocol: the evaluated hand's visible ones). NaN when
     none counts.
+
+    Used in notebook 08.
     """
     if average not in EPE_AVERAGES:
         raise ValueError(f"average must be one of {EPE_AVERAGES}, got {average!r}")

@@ -97,7 +97,10 @@ TITLES = {
 
 
 def rows(table) -> list:
-    """The rows of a table ("1".."6" or an int), as copies (so callers may annotate them)."""
+    """The rows of a table ("1".."6" or an int), as copies (so callers may annotate them).
+
+    Used in notebook 09.
+    """
     key = str(table)
     if key not in TABLES:
         raise ValueError(f"the paper has Tables 1-6; got {table!r}")

@@ -114,7 +114,10 @@ def jsonable(x):
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) so runs repeat."""
+    """Seed python, numpy and torch (CPU and CUDA) so runs repeat.
+
+    Used in every notebook (00-10).
+    """
     import torch
 
     random.seed(seed)

@@ -60,7 +60,10 @@ def ensure_data(splits=("test", "train"), progress: bool = False) -> Path:
     """Render the course's splits unless they are there already; return the data folder.
 
     Quiet by default: a notebook cell that happens to render the data on first use (a fresh clone)
-    must print what it prints on every later run, or nbval sees an unexpected progress bar."""
+    must print what it prints on every later run, or nbval sees an unexpected progress bar.
+
+    Used in notebooks 01 and 07.
+    """
     from h2t_lib.apps.demo import ensure_split
 
     root = data_dir()
@@ -80,6 +83,8 @@ def dataset(split: str = "test", image_size: int = 128, augment: bool = False, *
     """The course's synthetic ``split`` as an :class:`~h2t_lib.data.InterHand26M` (rendered on first use).
 
     ``image_size`` is the model's input size (the shipped ``cpu`` model reads 128 px crops).
+
+    Used in notebooks 00, 01, 02, 03, 04, 05, 06, 08 and 10.
     """
     from h2t_lib.data import InterHand26M
 
@@ -91,7 +96,10 @@ def dataset(split: str = "test", image_size: int = 128, augment: bool = False, *
 
 def shipped_model(device: str = "cpu", root_source: str | None = None):
     """(model, extra): the shipped ``cpu``-preset model in eval mode and what its checkpoint records
-    (training config, data seeds, training log); a clear error when the file is missing."""
+    (training config, data seeds, training log); a clear error when the file is missing.
+
+    Used in notebooks 00, 02, 03, 04, 05, 06, 07, 08 and 10.
+    """
     from h2t_lib.engine.evaluate import load_model
 
     if not SHIPPED.exists():

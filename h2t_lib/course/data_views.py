@@ -86,6 +86,8 @@ def joint_convention_figure(dpi: int = 80):
     Left panel: the left hand, joints 21..41; right panel: the right hand, joints 0..20 (as you see
     your own hands). Every joint carries its index; tips and wrists also their names. Returns a
     matplotlib ``Figure`` with two axes.
+
+    Used in notebook 00.
     """
     fig = _figure((7.6, 4.4), dpi)
     for k, side in enumerate(("left", "right")):
@@ -121,6 +123,8 @@ def browse_indices(hand_types, hand_type: str = "all") -> np.ndarray:
     """Dataset indices whose hand type is ``hand_type`` ("all" keeps every index), in order.
 
     hand_types: the per-sample hand types, e.g. ``dataset.hand_types``.
+
+    Used in notebook 00.
     """
     ht = np.asarray(hand_types)
     if hand_type == "all":
@@ -144,7 +148,10 @@ def browse_index(hand_types, hand_type: str = "all", position: int = 0) -> int:
 
 def browse_figure(dataset, hand_type: str = "all", position: int = 0, height: int = 360):
     """The sample at ``position`` among the ``hand_type`` samples of ``dataset``: image + 3D skeleton
-    (:func:`h2t_lib.viz.sample_figure`), titled with its index, hand type and occlusion."""
+    (:func:`h2t_lib.viz.sample_figure`), titled with its index, hand type and occlusion.
+
+    Used in notebook 00.
+    """
     from h2t_lib.viz.plot3d import sample_figure
 
     i = browse_index(dataset.hand_types, hand_type, position)
@@ -160,7 +167,10 @@ def browse_figure(dataset, hand_type: str = "all", position: int = 0, height: in
 def flip_only_config():
     """An :class:`~h2t_lib.data.transforms.AugmentConfig` that always flips and does nothing else:
     ``course.dataset("test", augment=True, augment_config=flip_only_config())`` is the mirrored test set
-    (right and left swapped, so a right hand becomes a left one)."""
+    (right and left swapped, so a right hand becomes a left one).
+
+    Used in notebook 00.
+    """
     from h2t_lib.data.transforms import AugmentConfig
 
     return AugmentConfig(scale_factor=0.0, rot_factor=0.0, rot_prob=0.0, trans_factor=0.0, flip_prob=1.0,
@@ -170,7 +180,10 @@ def flip_only_config():
 def depth_ambiguity_figure(joints_cam, valid=None, scales=(0.75, 1.0, 1.3), height: int = 420):
     """The same pose scaled about the camera centre by each of ``scales`` (a bigger hand further away,
     a smaller one nearer): all project to the same pixels. Draws the skeletons and the viewing rays
-    through the fingertips, camera at the origin (plotly)."""
+    through the fingertips, camera at the origin (plotly).
+
+    Used in notebook 00.
+    """
     import plotly.graph_objects as go
 
     from h2t_lib.viz.plot3d import hands_figure_3d
@@ -213,6 +226,8 @@ def flexion_sweep_figure(finger: str = "index", angles=(0, 30, 60, 90), dpi: int
     is asked of its three joints, clipped into the joint limits (``HandPose.clipped``).
 
     One line per angle, wrist -> base joint -> ... -> tip; the palm faces -z. Matplotlib ``Figure``.
+
+    Used in notebook 01.
     """
     from h2t_lib.data import hand_model as hm
 
@@ -360,7 +375,10 @@ def image_and_3d_figure(image, joints_cam, focal, princpt, valid=None, title: st
 
 def posed_pair_figure(flex=0.0, gap_mm: float = 30.0, seed: int = 0, size: int = 128, height: int = 360,
                       style: str = "v2"):
-    """:func:`render_posed_pair` (in ``style``) drawn by :func:`image_and_3d_figure`, titled with the measured occlusion."""
+    """:func:`render_posed_pair` (in ``style``) drawn by :func:`image_and_3d_figure`, titled with the measured occlusion.
+
+    Used in notebook 01.
+    """
     image, joints_cam, info = render_posed_pair(flex, gap_mm, seed, size, return_info=True, style=style)
     hidden = int((info["joint_vis"] == 0).sum())
     title = f"gap {gap_mm:g} mm: occlusion {info['occlusion']:.2f}, {hidden} of 42 joints hidden"
@@ -379,6 +397,8 @@ def render_steps(sample: dict) -> dict:
     image), focal, princpt. The sample's style decides how (``sample["look"]``, absent or None
     for "v1": hard capsules, :func:`render.shade`; a :class:`render.SkinLook` for "v2": the smooth
     skin of :func:`render.rasterize_blended`, :func:`render.shade_skin`), as in :func:`synth.render_scene`.
+
+    Used in notebook 01.
     """
     from h2t_lib.data.synth import render_scene
 
@@ -420,7 +440,10 @@ def _draw_primitives(ax, prims, focal, princpt, size):
 
 def render_steps_figure(sample: dict, dpi: int = 80):
     """Six panels of :func:`render_steps`: primitives, layer map (which hand / forearm each pixel
-    shows), composite depth (mm), normals (as RGB), shaded, final (shadow, blur and noise or camera effects). Matplotlib."""
+    shows), composite depth (mm), normals (as RGB), shaded, final (shadow, blur and noise or camera effects). Matplotlib.
+
+    Used in notebook 01.
+    """
     steps = render_steps(sample)
     ras, size = steps["raster"], sample["image"].shape[0]
     fig = _figure((7.8, 5.4), dpi)
@@ -464,6 +487,8 @@ def annotation_record(root, split: str, index: int, annot_subset=None) -> dict:
     ``index`` is also the :class:`~h2t_lib.data.InterHand26M` index (nothing skipped by default).
     ``annot_subset``: the annotation folder as the loader names it (None = the only one holding the split,
     e.g. ``all`` for synthetic data or v1.0's ``annotations/<split>/``); joint_3d frames may be the early bare lists.
+
+    Used in notebook 01.
     """
     from h2t_lib.data.interhand import frame_world_coord, resolve_annotation_folder
 
@@ -487,7 +512,10 @@ def annotation_record(root, split: str, index: int, annot_subset=None) -> dict:
 
 def short_json(obj, max_items: int = 4) -> str:
     """A json object as text, one top-level key per line, long lists cut to their first
-    ``max_items`` items plus "... (N items)" (e.g. the 42 ``joint_valid`` entries)."""
+    ``max_items`` items plus "... (N items)" (e.g. the 42 ``joint_valid`` entries).
+
+    Used in notebook 01.
+    """
 
     def cut(o):
         if isinstance(o, dict):
@@ -513,6 +541,8 @@ def augmented_crop(record: dict, params=None, size: int = 128, bbox_scale: float
     uv (42, 2) the joints in the ORIGINAL image, projected with the original intrinsics).
     Consistency: ``geometry.transform_pixels(uv)`` (hands swapped by ``skeleton.FLIP_PERM`` on a flip)
     equals ``sample["joints_img"]``: the image warp and the 3D "virtual camera" agree.
+
+    Used in notebook 01.
     """
     from h2t_lib.data import transforms as T
 
@@ -538,7 +568,10 @@ def augmented_crop(record: dict, params=None, size: int = 128, bbox_scale: float
 def augmentation_figure(record: dict, params_list, size: int = 128, dpi: int = 80):
     """The original image with its crop boxes, then one augmented crop per entry of ``params_list``
     with its ``joints_img`` drawn. Each crop box is the image region the crop sees (the warp's
-    inverse applied to the crop's corners). Matplotlib ``Figure``."""
+    inverse applied to the crop's corners). Matplotlib ``Figure``.
+
+    Used in notebook 01.
+    """
     from matplotlib.patches import Polygon
 
     from h2t_lib.data.transforms import load_image

@@ -75,6 +75,8 @@ def loss_curve_figure(history: dict | None = None, num_stages: int | None = None
     ``history`` (the dict :func:`h2t_lib.engine.train.train` returns, or a checkpoint's
     ``extra["history"]``) fills them; None leaves them empty for a live run. Wrap the result in
     ``go.FigureWidget(...)`` to update it while training.
+
+    Used in notebook 07.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -129,6 +131,8 @@ def live_loss_callbacks(fig, redraw=None):
     the points logged before a resume). ``fig`` is a :func:`loss_curve_figure`; after every
     update ``redraw(fig)`` is called when given (e.g. to show it again in an ``ipywidgets.Output``;
     a ``go.FigureWidget`` redraws by itself and needs none). The points live in the closure only.
+
+    Used in notebook 07.
     """
     steps, epochs = [], []
 
@@ -156,6 +160,8 @@ def loss_terms_figure(history: dict, mmd_weight: float | None = None, height: in
     ``mmd_weight`` (default: the run's ``loss.mmd_weight``, else 10, the paper's lambda_1) is
     shown in the MMD panel's title, so the reader sees what it contributes to the total.
     Returns a plotly figure with one trace per panel, named after the log's columns.
+
+    Used in notebook 07.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -178,7 +184,10 @@ def loss_terms_figure(history: dict, mmd_weight: float | None = None, height: in
 
 def strip_timing(rows) -> list:
     """The epoch rows of a log without the wall-clock columns (:data:`TIMING_KEYS`): what two
-    runs of the same config must agree on exactly."""
+    runs of the same config must agree on exactly.
+
+    Used in notebook 07.
+    """
     return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
 
 
@@ -190,6 +199,8 @@ def results_table(res: dict, decimals: int = 1, width: int = 56) -> str:
 
     Columns MPJPE-S (single-hand samples), MPJPE-I (interacting) and MPJPE (all), in mm.
     Rounding keeps a notebook's checked output stable across machines.
+
+    Used in notebook 08.
     """
     def fmt(x):
         return "-".rjust(8) if x is None or not np.isfinite(x) else f"{x:8.{decimals}f}"
@@ -207,6 +218,8 @@ def per_joint_figure(res: dict, stages=(0, -1), figsize=(9, 3.2), dpi: int = 80)
     ``stages`` index ``res["rows"]`` (0 = coarse, -1 of the stage rows = final). Bars of the
     last stage given are coloured by finger (right hand warm, left cool), the others grey.
     Returns a matplotlib ``Figure``.
+
+    Used in notebook 08.
     """
     from matplotlib.figure import Figure
 
@@ -241,6 +254,8 @@ def occlusion_breakdown(res: dict, bins=OCCLUSION_BINS) -> list:
     bin of ``res["per_sample"]["occlusion"]`` (low <= occ < high). Per-sample error = the mean over
     a sample's valid joints (:func:`h2t_lib.metrics.per_sample_errors`), averaged over the group.
     Returns ``[{"group", "count", "error": [one mean per stage, NaN for an empty group]}]``.
+
+    Used in notebook 08.
     """
     ps = res["per_sample"]
     err = np.asarray(ps["error"], dtype=float)  # (N_stages, M)
@@ -261,7 +276,10 @@ def occlusion_breakdown(res: dict, bins=OCCLUSION_BINS) -> list:
 
 def occlusion_figure(res: dict, bins=OCCLUSION_BINS, figsize=(6.5, 3.0), dpi: int = 80):
     """Bars of :func:`occlusion_breakdown`: one colour per stage, one group per occlusion level
-    (the sample count under each group). Returns a matplotlib ``Figure``."""
+    (the sample count under each group). Returns a matplotlib ``Figure``.
+
+    Used in notebook 08.
+    """
     from matplotlib.figure import Figure
 
     rows = occlusion_breakdown(res, bins)
@@ -284,7 +302,10 @@ def occlusion_figure(res: dict, bins=OCCLUSION_BINS, figsize=(6.5, 3.0), dpi: in
 
 def worst_samples(res: dict, k: int = 6, stage: int = -1) -> list:
     """Row numbers (positions in the evaluated dataset) of the ``k`` samples with the largest
-    per-sample error at ``stage`` (-1 = final), largest first; samples without a valid joint are skipped."""
+    per-sample error at ``stage`` (-1 = final), largest first; samples without a valid joint are skipped.
+
+    Used in notebook 08.
+    """
     err = np.asarray(res["per_sample"]["error"][stage], dtype=float)
     order = [int(i) for i in np.argsort(-np.nan_to_num(err, nan=-np.inf), kind="stable") if np.isfinite(err[i])]
     return order[:k]
@@ -313,6 +334,8 @@ def failure_gallery(dataset, preds: dict, rows, stage: int = -1, ncols: int = 4,
 
     dataset: the evaluated dataset (row r = ``dataset[r]``); preds: :func:`predict_dataset`'s output.
     Returns a matplotlib ``Figure``.
+
+    Used in notebook 08.
     """
     from matplotlib.figure import Figure
 
@@ -369,6 +392,8 @@ def gt_vs_pred_figure(preds: dict, row: int, stages=(0, -1), height: int = 420):
     ``row`` is the sample's position in the evaluated dataset; the title gives its hand type,
     occlusion and the per-sample error (mean over its valid joints) of each drawn stage. Joints
     the ground truth does not annotate (e.g. the absent hand of a single-hand sample) are not drawn.
+
+    Used in notebook 08.
     """
     from h2t_lib.metrics import per_sample_errors
     from h2t_lib.viz.plot3d import hands_figure_3d
@@ -399,6 +424,8 @@ def protocols_table(results: dict, decimals: int = 1) -> str:
 
     "GT wrists" means KGFF (Eq. 13) projects each stage's pose with the ground-truth wrists, "own
     wrists" with the model's root head; the coarse stage reads no wrists, so its row is the same.
+
+    Used in notebooks 05 and 08.
     """
     srcs = [s for s in ("gt", "pred") if s in results]
     first = results[srcs[0]]
@@ -420,7 +447,10 @@ def protocols_table(results: dict, decimals: int = 1) -> str:
 
 def refinement_changes(results: dict, decimals: int = 1) -> list:
     """One sentence per protocol: the final stage's MPJPE-S / -I / all minus the coarse stage's,
-    and whether that is lower or higher (the words a notebook's text should not have to guess)."""
+    and whether that is lower or higher (the words a notebook's text should not have to guess).
+
+    Used in notebooks 05 and 08.
+    """
     out = []
     for s in ("gt", "pred"):
         if s not in results:
@@ -473,6 +503,8 @@ def ranked_gallery(dataset, preds_by_source: dict, stage: int = -1, cell_inches:
     Each panel: the image, the ground truth in finger colours and the prediction of ``stage`` in black
     dashes (at the ground-truth wrists: the metric ignores where a hand is), and in the title the
     sample's error and its mean |error| along x, y and z. Returns (Figure, {source: ranked_samples}).
+
+    Used in notebook 08.
     """
     from matplotlib.figure import Figure
 

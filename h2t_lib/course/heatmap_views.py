@@ -20,7 +20,10 @@ def target_volume(sample: dict, cfg, joint: int, sigma_vox: float = 1.5) -> dict
     """The 2.5D heatmap (D, H, W) an InterNet-style model with config ``cfg`` (an
     :class:`~h2t_lib.model.baseline.InterNetConfig`) should produce for ``joint`` of ``sample``:
     a Gaussian of ``sigma_vox`` voxels at the joint's voxel (x, y on the heatmap grid, z in depth bins
-    around its wrist). Returns {"volume", "voxel" (3,) x, y, z, "inside": bool}."""
+    around its wrist). Returns {"volume", "voxel" (3,) x, y, z, "inside": bool}.
+
+    Used in notebook 02.
+    """
     import torch
 
     from h2t_lib.model.baseline import internet_targets
@@ -38,7 +41,10 @@ def target_volume(sample: dict, cfg, joint: int, sigma_vox: float = 1.5) -> dict
 
 
 def soft_argmax(volume: np.ndarray) -> np.ndarray:
-    """Expected voxel (x, y, z) of a (D, H, W) probability volume: the baseline's read-out."""
+    """Expected voxel (x, y, z) of a (D, H, W) probability volume: the baseline's read-out.
+
+    Used in notebook 02.
+    """
     import torch
 
     from h2t_lib.model.baseline import soft_argmax_3d
@@ -50,7 +56,10 @@ def soft_argmax(volume: np.ndarray) -> np.ndarray:
 def heatmap_figure(sample: dict, target: dict, joint: int, regressed_uv=None, dpi: int = 80):
     """Image with the joint (and the regression model's prediction of it, ``regressed_uv`` (2,) crop
     pixels), then the 2.5D volume summed over depth (x-y, what the camera sees) and over rows (x-z,
-    seen from above). Returns a matplotlib ``Figure``."""
+    seen from above). Returns a matplotlib ``Figure``.
+
+    Used in notebook 02.
+    """
     from matplotlib.figure import Figure
 
     from h2t_lib import skeleton as sk
@@ -98,6 +107,8 @@ def compute_split(h2t, internet) -> dict:
     :class:`~h2t_lib.model.baseline.InterNetBaseline`, both evaluated on a blank image of their own
     input size. Returns {"h2t": {...}, "internet": {...}} with "backbone", "after", "total" FLOPs and
     "outputs" (values per image).
+
+    Used in notebook 02.
     """
     import torch
 

@@ -15,6 +15,8 @@ def model_shapes(model, batch: int = 1) -> dict:
     {"image", "levels": {level: {"F", "f"}}, "coarse": {"level", "E", "p", "u"},
      "stages": [{"level", "E", "f_kpt", "E_out", "p", "u"}, ...] (one per refinement stage),
      "root"}.
+
+    Used in notebook 00.
     """
     import torch
 
@@ -72,7 +74,10 @@ def _fmt(shape) -> str:
 
 def model_figure(shapes: dict, title: str | None = None, dpi: int = 80):
     """The paper's Fig. 2 as boxes and arrows, every box labelled with its tensor shape
-    (``B`` = batch). ``shapes`` from :func:`model_shapes`. Returns a matplotlib ``Figure``."""
+    (``B`` = batch). ``shapes`` from :func:`model_shapes`. Returns a matplotlib ``Figure``.
+
+    Used in notebook 00.
+    """
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 

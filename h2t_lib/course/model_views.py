@@ -49,6 +49,8 @@ def feature_maps_figure(maps, channels=4, level_names=None, cell: float = 1.3):
     maps: a list (or dict name -> map) of (c, h, w) tensors/arrays (one image, no batch axis);
     channels: an int (show the first n channels of every level) or one list of channel indices
     per level (e.g. the channels f_i,2 keeps). Each panel is scaled to its own min..max.
+
+    Used in notebook 02.
     """
     if isinstance(maps, dict):
         level_names = list(maps) if level_names is None else level_names
@@ -79,6 +81,8 @@ def feature_parts(sampler) -> dict:
 
     Returns {"c": c_i, "hw": h_i w_i, "c_tilde": c~_i, "n1": c_i, "n2": h_i w_i c~_i,
     "n3": c_i* - c_i - h_i w_i c~_i, "total": c_i*}.
+
+    Used in notebook 02.
     """
     c, hw = int(sampler.channels), int(sampler.size) ** 2
     ct = int(sampler.chan_idx.numel())
@@ -98,7 +102,10 @@ def sampling_mask(sampler) -> np.ndarray:
 
 
 def sampling_mask_figure(sampler, title: str | None = None):
-    """Which elements of F_i the vector f_i reads: channels as rows, the h_i w_i positions as columns."""
+    """Which elements of F_i the vector f_i reads: channels as rows, the h_i w_i positions as columns.
+
+    Used in notebook 02.
+    """
     from matplotlib.colors import ListedColormap
 
     mask = sampling_mask(sampler)
@@ -116,7 +123,10 @@ def sampling_mask_figure(sampler, title: str | None = None):
 
 
 def feature_vector_figure(f, parts: dict, title: str | None = None):
-    """The vector f_i (Eq. 5) as a line, its three parts (Eq. 2-4) shaded in their colours."""
+    """The vector f_i (Eq. 5) as a line, its three parts (Eq. 2-4) shaded in their colours.
+
+    Used in notebook 02.
+    """
     f = _np(f).reshape(-1)
     if f.size != parts["total"]:
         raise ValueError(f"f has {f.size} elements, the parts add up to {parts['total']}")
@@ -137,14 +147,20 @@ def feature_vector_figure(f, parts: dict, title: str | None = None):
 
 # ====================================================================== notebook 03: Eq. 6, Table 6
 def param_breakdown(presets=("r50-d256",), tokens=("hand", "joint")) -> dict:
-    """{"<preset> <tokens>": count_parameters(...)} for each preset and token level (meta device, instant)."""
+    """{"<preset> <tokens>": count_parameters(...)} for each preset and token level (meta device, instant).
+
+    Used in notebook 03.
+    """
     from h2t_lib.model.params import preset_counts
 
     return {f"{p} {t}": preset_counts(p, t) for p in presets for t in tokens}
 
 
 def param_breakdown_figure(breakdown: dict, title: str = "parameters per component"):
-    """Grouped horizontal bars, millions of parameters per component, one colour per model."""
+    """Grouped horizontal bars, millions of parameters per component, one colour per model.
+
+    Used in notebook 03.
+    """
     names = list(breakdown)
     comps = list(next(iter(breakdown.values()))["components"])
     fig = _figure(6.5, 0.35 * len(comps) * max(1, len(names) / 2) + 1.0)
@@ -167,7 +183,10 @@ def param_breakdown_figure(breakdown: dict, title: str = "parameters per compone
 
 def paper_size_rows() -> list:
     """Our parameter counts beside the paper's Tables 5 and 6: a list of dicts
-    {"preset", "tokens", "table", "ours_m", "paper_m", "diff_pct"} (models built on the meta device)."""
+    {"preset", "tokens", "table", "ours_m", "paper_m", "diff_pct"} (models built on the meta device).
+
+    Used in notebook 03.
+    """
     from h2t_lib.model.config import PAPER_SIZES_M
     from h2t_lib.model.params import preset_counts
 
@@ -185,6 +204,8 @@ def mhsa_flops(num_tokens: int, dim: int, ffn_dim: int, batch: int = 1) -> dict:
     {"qkv_out_proj": 2 T (4 d^2), "attention": 2 T^2 d (Q K^T) + 2 T^2 d (A V), "ffn": 2 T (2 d f),
     "total": their sum}, times ``batch``. Norms, softmax and biases are left out (O(T d)).
     Only "attention" grows with T^2; the rest grows with T.
+
+    Used in notebook 03.
     """
     T, d, f = int(num_tokens), int(dim), int(ffn_dim)
     out = {
@@ -211,7 +232,10 @@ def measure_mhsa_flops(num_tokens: int, dim: int, num_heads: int, ffn_dim: int, 
     """FLOPs of one :class:`~h2t_lib.model.coarse.SelfAttentionLayer` counted by PyTorch's
     ``FlopCounterMode`` (matrix products only). The layer runs in training mode (dropout is 0, so the
     maths is the same) with ``need_weights=True``: then PyTorch takes the explicit path whose
-    attention products are ``bmm`` calls the counter sees; the fused eval-mode kernel it would skip."""
+    attention products are ``bmm`` calls the counter sees; the fused eval-mode kernel it would skip.
+
+    Used in notebook 03.
+    """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -226,7 +250,10 @@ def time_mhsa(num_tokens: int, dim: int, num_heads: int, ffn_dim: int, batch: in
               min_run_time: float = 0.2, num_threads: int = 1) -> float:
     """Median seconds of one forward of one MHSA layer on (batch, T, d), by ``torch.utils.benchmark``,
     on ``num_threads`` threads (one by default: on a shared machine a busy core stalls every
-    multi-threaded run, and the curve against T is lost in that noise)."""
+    multi-threaded run, and the curve against T is lost in that noise).
+
+    Used in notebook 03.
+    """
     import logging
 
     import torch
@@ -251,6 +278,8 @@ def attention_cost_figure(token_counts, flops: dict, seconds=None, mark=(2, 42))
 
     token_counts: (K,) T values; flops: {part: (K,) values} as :func:`mhsa_flops` parts; seconds: (K,)
     or None. The token counts in ``mark`` (hand-level 2, joint-level 42) are labelled.
+
+    Used in notebook 03.
     """
     T = np.asarray(token_counts)
     fig = _figure(8.0 if seconds is not None else 4.5, 3.0)
@@ -286,7 +315,10 @@ def attention_cost_figure(token_counts, flops: dict, seconds=None, mark=(2, 42))
 
 # ====================================================================== notebook 04: Eq. 7-12
 def stack_samples(samples) -> dict:
-    """A list of sample dicts -> one batch dict (tensors stacked, strings kept as a list)."""
+    """A list of sample dicts -> one batch dict (tensors stacked, strings kept as a list).
+
+    Used in notebooks 02 and 04.
+    """
     from torch.utils.data import default_collate
 
     return default_collate(list(samples))
@@ -297,6 +329,8 @@ def coarse_attention(model, samples) -> np.ndarray:
 
     Row t of a (T, T) map is how token t (0 = right hand, 1 = left hand) distributes its attention
     over the tokens; rows sum to 1. Uses ``model.get_attention_maps`` with the GT wrists.
+
+    Used in notebook 04.
     """
     import torch
 
@@ -309,7 +343,10 @@ def coarse_attention(model, samples) -> np.ndarray:
 
 def cross_hand_attention(maps) -> np.ndarray:
     """(n, L): the attention a hand token pays to the OTHER hand's token, averaged over heads and the
-    two hands (hand-level maps (n, L, H, 2, 2)); 0 = each hand attends only to itself."""
+    two hands (hand-level maps (n, L, H, 2, 2)); 0 = each hand attends only to itself.
+
+    Used in notebook 04.
+    """
     maps = np.asarray(maps)
     if maps.shape[-2:] != (2, 2):
         raise ValueError(f"cross_hand_attention needs hand-level maps (..., 2, 2), got {maps.shape}")
@@ -319,7 +356,10 @@ def cross_hand_attention(maps) -> np.ndarray:
 def attention_heatmaps_figure(maps, row_titles=None, token_names=("right", "left"), per_head: bool = False,
                               cell: float = 1.5):
     """Heatmaps of attention maps (n, L, H, T, T): one row per sample, one column per layer
-    (``per_head``: one column per layer and head), head-averaged otherwise; values written in the cells."""
+    (``per_head``: one column per layer and head), head-averaged otherwise; values written in the cells.
+
+    Used in notebook 04.
+    """
     maps = np.asarray(maps)
     n, L, H, T, _ = maps.shape
     cols = [(l, h) for l in range(L) for h in (range(H) if per_head else [None])]
@@ -349,7 +389,10 @@ def attention_heatmaps_figure(maps, row_titles=None, token_names=("right", "left
 
 
 def cross_hand_attention_figure(values, hand_types):
-    """Box plots of :func:`cross_hand_attention` values (n, L) per layer, single vs interacting samples."""
+    """Box plots of :func:`cross_hand_attention` values (n, L) per layer, single vs interacting samples.
+
+    Used in notebook 04.
+    """
     values = np.asarray(values)
     ht = np.asarray(hand_types)
     groups = {"single": (ht == "right") | (ht == "left"), "interacting": ht == "interacting"}
@@ -378,6 +421,8 @@ def uncertainty_vs_error(pred: dict, stage: int = 0) -> dict:
     root-aligned error is 0 by construction), and so are invalid joints.
     Returns {"sigma", "error", "joint" (K,) flat over valid (sample, joint) pairs; "joint_sigma",
     "joint_error" (42,) means per joint (NaN for wrists); "spearman": rank correlation of the pairs}.
+
+    Used in notebook 04.
     """
     from h2t_lib.metrics import joint_errors
 
@@ -406,7 +451,10 @@ def _spearman(a, b) -> float:
 
 def uncertainty_error_figure(data: dict, title: str | None = None):
     """Left: every (sample, joint) as a point, predicted sigma vs actual error. Right: the same per
-    joint (means over the samples), coloured by hand. Data from :func:`uncertainty_vs_error`."""
+    joint (means over the samples), coloured by hand. Data from :func:`uncertainty_vs_error`.
+
+    Used in notebook 04.
+    """
     fig = _figure(8.0, 3.2)
     ax = fig.add_subplot(1, 2, 1)
     ax.scatter(data["sigma"], data["error"], s=3, alpha=0.25, color="gray", linewidths=0)

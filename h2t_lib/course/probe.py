@@ -20,6 +20,8 @@ def hand_tokens(model, dataset, batch_size: int = 16) -> dict:
     {"tokens": (M, 2, d) coarse-stage hand tokens E_{1,L} after the LayerNorm; "target": (M, 2, 63)
     root-relative ground truth (mm); "coarse": (M, 2, 63) the model's own p^(1); "valid": (M, 2) bool,
     a hand counts when all its 21 joints are annotated}. Hand-level tokens only (T = 2).
+
+    Used in notebook 04.
     """
     import torch
 
@@ -77,6 +79,8 @@ def linear_probe(train: dict, test: dict, alphas=(0.1, 1.0, 10.0, 100.0, 1000.0)
     Returns {"probe", "mean_pose", "head"}: mean joint error (mm) on the test hands of the probe, of
     the mean training hand, and of the model's own coarse head; "alpha": the strength chosen;
     "num_train", "num_test": hands; "dim": token width.
+
+    Used in notebook 04.
     """
     Xtr, Ytr, _ = _rows(train)
     Xte, Yte, head = _rows(test)

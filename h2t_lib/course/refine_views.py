@@ -100,6 +100,8 @@ def kgff_patch_figure(image, fmap, uv, grid, joints=DEFAULT_PATCH_JOINTS, channe
 
     Returns a matplotlib Figure with two axes; on each, one scatter of patch points per hand
     (right: red, left: blue) and crosses at the projected joints.
+
+    Used in notebook 05.
     """
     from matplotlib.figure import Figure
 
@@ -156,6 +158,8 @@ def stage_predictions(model, sample: dict, root_source: str = "gt") -> dict:
     "gt": (42, 3) root-relative mm, "gt_uv": (42, 2), "valid": (42,), "root": (2, 3) camera mm
     (the wrists used), "kgff_uv": (N - 1, 42, 2) the pixels each refiner stage sampled at,
     "errors": (N,) mean joint error (mm) of each stage over the valid joints, "image": (3, S, S)}.
+
+    Used in notebook 05.
     """
     import torch
 
@@ -206,6 +210,8 @@ def stage_overlay_figure(preds: dict, dpi: int = 80, cell_inches: float = 2.2):
 
     ``preds`` from :func:`stage_predictions`. Panel titles give each stage's mean joint error.
     Returns a matplotlib Figure with N + 1 axes.
+
+    Used in notebook 05.
     """
     from matplotlib.figure import Figure
 
@@ -239,6 +245,8 @@ def stage_figure_3d(preds: dict, stages=None, height: int = 420):
 
     ``stages``: a 1-based stage number, a list of them, or None for all. Poses are root-relative
     per hand, the hands placed side by side. Legend entries carry each stage's mean error.
+
+    Used in notebook 05.
     """
     from h2t_lib.viz.plot3d import hands_figure_3d
 
@@ -258,7 +266,10 @@ def stage_figure_3d(preds: dict, stages=None, height: int = 420):
 
 
 def stage_view(preds: dict, stage: int = 1, height: int = 420):
-    """What the stage slider shows: the ground truth against stage ``stage`` (1-based) in 3D."""
+    """What the stage slider shows: the ground truth against stage ``stage`` (1-based) in 3D.
+
+    Used in notebook 05.
+    """
     return stage_figure_3d(preds, stages=int(stage), height=height)
 
 
@@ -268,6 +279,8 @@ def pqe_attention_figure(w_self, w_cross, dpi: int = 80):
     w_self, w_cross: (H, T, T) (or (1, H, T, T)) weights, rows = queries, columns = keys, tokens
     in the order right hand, left hand. Returns a Figure with 2 rows x H heatmaps, each with its
     numbers written in.
+
+    Used in notebook 05.
     """
     from matplotlib.figure import Figure
 
@@ -301,7 +314,10 @@ def pqe_attention_figure(w_self, w_cross, dpi: int = 80):
 
 def stage_mpjpe_figure(res: dict, dpi: int = 80):
     """Bars of the MPJPE (single-hand, interacting, all) of every stage; ``res`` from
-    :func:`h2t_lib.engine.evaluate.evaluate`. The mean-pose reference is drawn as a dashed line."""
+    :func:`h2t_lib.engine.evaluate.evaluate`. The mean-pose reference is drawn as a dashed line.
+
+    Used in notebook 05.
+    """
     from matplotlib.figure import Figure
 
     n = res["num_stages"]
@@ -328,13 +344,19 @@ def stage_mpjpe_figure(res: dict, dpi: int = 80):
 # Notebook 06: RLE (Eq. 18-19)
 # =============================================================================
 def laplace_density(x, b: float = 1.0):
-    """Laplace density with location 0 and scale b: exp(-|x| / b) / (2 b)."""
+    """Laplace density with location 0 and scale b: exp(-|x| / b) / (2 b).
+
+    Used in notebook 06.
+    """
     x = np.asarray(x, dtype=np.float64)
     return np.exp(-np.abs(x) / b) / (2.0 * b)
 
 
 def gaussian_density(x, sigma: float = 1.0):
-    """Normal density with mean 0 and standard deviation sigma."""
+    """Normal density with mean 0 and standard deviation sigma.
+
+    Used in notebook 06.
+    """
     x = np.asarray(x, dtype=np.float64)
     return np.exp(-0.5 * (x / sigma) ** 2) / (sigma * math.sqrt(2.0 * math.pi))
 
@@ -345,6 +367,8 @@ def rle_residuals(p, sigma, gt, valid, norm_mm: float = 200.0) -> np.ndarray:
     p, gt: (M, 42, 3) root-relative mm; sigma: (M, 42) or (M, 42, 1) in **mm** (u * norm_mm, as
     :func:`h2t_lib.engine.evaluate.predict_dataset` gives it; ``norm_mm`` cancels out); valid: (M, 42).
     Returns (K, 3), one row per valid joint. (Same as ``(p/norm - gt/norm) / u`` in the loss.)
+
+    Used in notebook 06.
     """
     p, gt, s = _np(p), _np(gt), _np(sigma)
     s = s[..., None] if s.ndim == 2 else s
@@ -385,6 +409,8 @@ def rle_density_figure(flows, residuals=None, t=None, dpi: int = 80, log: bool =
     flows: a list of :class:`h2t_lib.losses.RealNVP` (``Handformer2TLoss.flows``);
     residuals: optional list (one per stage) of (K, 3) residuals from :func:`rle_residuals`
     (all three coordinates pooled in the histogram). ``log``: log-scale y axis (shows the tails).
+
+    Used in notebook 06.
     """
     from matplotlib.figure import Figure
 
@@ -419,6 +445,8 @@ def sigma_vs_error(preds: dict, stage: int = -1) -> tuple:
     ``preds`` from :func:`h2t_lib.engine.evaluate.predict_dataset`; the error is the mean absolute
     error per coordinate (what a Laplace scale measures), ``|p - p^g|_1 / 3``, root-relative.
     Wrists (error 0 by construction) are left out.
+
+    Used in notebook 06.
     """
     p, s = np.asarray(preds["p"][stage]), np.asarray(preds["sigma"][stage])
     gt = sk.root_relative(np.asarray(preds["joints_cam"], dtype=np.float64))
@@ -430,7 +458,10 @@ def sigma_vs_error(preds: dict, stage: int = -1) -> tuple:
 
 def sigma_error_figure(sigma, error, bins: int = 8, dpi: int = 80):
     """Scatter of a joint's predicted sigma against its error, with the mean error per sigma bin
-    (quantile bins) and the line RLE aims at, error = sqrt(2) sigma (see :func:`h2t_lib.losses.rle_loss`)."""
+    (quantile bins) and the line RLE aims at, error = sqrt(2) sigma (see :func:`h2t_lib.losses.rle_loss`).
+
+    Used in notebook 06.
+    """
     from matplotlib.figure import Figure
 
     sigma, error = np.asarray(sigma, dtype=np.float64), np.asarray(error, dtype=np.float64)
@@ -458,7 +489,10 @@ def sigma_error_figure(sigma, error, bins: int = 8, dpi: int = 80):
 # =============================================================================
 def mmd_kernel_figure(bandwidths=None, max_dist: float = 1.0, dpi: int = 80):
     """The Gaussian kernel of Eq. 20 as a function of the per-coordinate RMS distance, one curve per
-    bandwidth and their sum (what :func:`h2t_lib.losses.gaussian_kernel` uses)."""
+    bandwidth and their sum (what :func:`h2t_lib.losses.gaussian_kernel` uses).
+
+    Used in notebook 06.
+    """
     from matplotlib.figure import Figure
 
     from h2t_lib.losses import DEFAULT_MMD_BANDWIDTHS
@@ -505,6 +539,8 @@ def train_loss_variant(model_cfg, dataset, loss: str = "rle", steps: int = 40, b
 
     Returns (model in eval mode, criterion, history: list of {"step", "loss", "rle", "l1"}
     averaged over ``log_every`` steps).
+
+    Used in notebook 06.
     """
     import torch
     from torch.utils.data import DataLoader

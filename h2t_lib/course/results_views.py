@@ -63,7 +63,10 @@ _ABLATION_FIELDS = ("mpjpe_s", "mpjpe_i", "mpjpe", "coarse_mpjpe", "params_m", "
 # Tables 1-2: the benchmark
 # ================================================================================================
 def load_bench(path) -> Optional[dict]:
-    """``docs/bench_cpu.json`` as written by ``python -m h2t_lib bench --json``; None when the file is absent."""
+    """``docs/bench_cpu.json`` as written by ``python -m h2t_lib bench --json``; None when the file is absent.
+
+    Used in notebook 09.
+    """
     path = Path(path)
     if not path.is_file():
         return None
@@ -90,6 +93,8 @@ def bench_vs_paper(bench: dict) -> list:
     "ours_internet", "ours_ratio", "agree"}``, ratio = Handformer2T / InterNet; ``agree``: both ratios on
     the same side of 1 (None when a number is missing). Quantities: model size (M), FPS at batch 1,
     max batch, throughput (images/s). Ours uses the median columns (``fps``, ``throughput``).
+
+    Used in notebook 09.
     """
     from h2t_lib import paper_tables as pt
 
@@ -124,7 +129,10 @@ def bench_vs_paper(bench: dict) -> list:
 def efficiency_figure(bench: dict, use_best: bool = False):
     """Three panels: (a) size and (b) FPS at batch 1 / throughput of every benchmarked model; (c) the
     Handformer2T / InterNet ratios, paper (GPU) vs ours (a capped max-batch search is left out).
-    ``use_best``: the fastest-repeat columns instead of the medians."""
+    ``use_best``: the fastest-repeat columns instead of the medians.
+
+    Used in notebook 09.
+    """
     from matplotlib.figure import Figure
 
     rows = [r for r in bench["rows"] if not r.get("error")]
@@ -163,7 +171,10 @@ def efficiency_figure(bench: dict, use_best: bool = False):
 
 
 def paper_table1_figure():
-    """Table 1 as a scatter: model size (x) vs MPJPE-I (y), marker area ~ FPS; methods without a size are left out."""
+    """Table 1 as a scatter: model size (x) vs MPJPE-I (y), marker area ~ FPS; methods without a size are left out.
+
+    Used in notebook 09.
+    """
     from matplotlib.figure import Figure
 
     from h2t_lib import paper_tables as pt
@@ -194,6 +205,8 @@ def param_count_rows() -> list:
 
     Returns ``[{"table", "preset", "tokens", "paper_m", "ours_m", "diff_pct"}]``; counts of
     :func:`h2t_lib.model.params.preset_counts` (models built on the meta device: no memory, seconds).
+
+    Used in notebook 09.
     """
     from h2t_lib import paper_tables as pt
     from h2t_lib.model.params import preset_counts
@@ -212,7 +225,10 @@ def param_count_rows() -> list:
 
 
 def param_count_figure(rows: list):
-    """Grouped bars: paper vs our parameter counts (M) per Table 5 / 6 cell (rows from :func:`param_count_rows`)."""
+    """Grouped bars: paper vs our parameter counts (M) per Table 5 / 6 cell (rows from :func:`param_count_rows`).
+
+    Used in notebook 09.
+    """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 3.2), dpi=80)
@@ -240,6 +256,8 @@ def load_ablations(path) -> Optional[dict]:
     {ModelConfig overrides}, "params_m", "mpjpe_s", "mpjpe_i", "mpjpe", "coarse_mpjpe", "minutes"}]}``.
     A row's table may be given as an int; missing numbers may be null. A malformed file is a
     ValueError that names the row and the field.
+
+    Used in notebook 09.
     """
     path = Path(path)
     if not path.is_file():
@@ -337,6 +355,8 @@ def pair_ablation_rows(ablations: Optional[dict], table) -> list:
     backbone and our narrowest ... widest token width stand in for the paper's R34 / R50 and
     128 / 256 / 512: equal-budget CPU runs cannot afford the paper's sizes). Returns
     ``[{"paper": paper row, "ours": our row or None, "match": "exact" | "rank" | None, "label"}]``.
+
+    Used in notebook 09.
     """
     from h2t_lib import paper_tables as pt
 
@@ -378,6 +398,8 @@ def trend_agreement(pairs: list, metric: str = "mpjpe", noise_mm: float = 0.0) -
     MPJPE(b) - MPJPE(a) in mm (negative: b is better) and agree = the deltas have the same sign (a tie,
     |delta| < 1e-9, agrees only with a tie). ``within_noise``: |ours_delta| <= ``noise_mm`` (e.g. the
     seed-to-seed spread stored in ``docs/ablations.json``), an ordering our runs cannot tell.
+
+    Used in notebook 09.
     """
     done = [p for p in pairs if p["ours"] is not None and p["ours"].get(metric) is not None]
     out = []
@@ -393,7 +415,10 @@ def trend_agreement(pairs: list, metric: str = "mpjpe", noise_mm: float = 0.0) -
 
 
 def agreement_lines(table, pairs: list, agreement: list) -> list:
-    """Sentences, computed from the numbers, on where our trend agrees with the paper's (one per pair)."""
+    """Sentences, computed from the numbers, on where our trend agrees with the paper's (one per pair).
+
+    Used in notebook 09.
+    """
     t = str(table)
     n_ours = sum(p["ours"] is not None for p in pairs)
     if n_ours == 0:
@@ -415,7 +440,10 @@ def agreement_lines(table, pairs: list, agreement: list) -> list:
 def seed_spread_mm(ablations: Optional[dict]) -> float:
     """The seed-to-seed spread (mm) of the base configuration stored by ``ablate --extra-seeds``:
     half the range (max - min) / 2 of its MPJPE over seeds, as :func:`h2t_lib.engine.ablate.seed_spread`
-    writes it; computed from ``base_seed_mpjpe`` when the file has no ``seed_spread_mm``; 0.0 without seeds."""
+    writes it; computed from ``base_seed_mpjpe`` when the file has no ``seed_spread_mm``; 0.0 without seeds.
+
+    Used in notebook 09.
+    """
     v = (ablations or {}).get("seed_spread_mm")
     if v is None:
         seeds = (ablations or {}).get("base_seed_mpjpe") or []
@@ -425,7 +453,10 @@ def seed_spread_mm(ablations: Optional[dict]) -> float:
 
 def ablation_figure(pairs: list, table, metric: str = "mpjpe"):
     """Three panels for one table: the paper's MPJPE, ours (own scale: other data, other budget), and both
-    relative to the paper's proposed row (Table 4: full model; 5: R50-d256; 6: R50 hand tokens), in %."""
+    relative to the paper's proposed row (Table 4: full model; 5: R50-d256; 6: R50 hand tokens), in %.
+
+    Used in notebook 09.
+    """
     from matplotlib.figure import Figure
 
     from h2t_lib import paper_tables as pt
@@ -470,7 +501,10 @@ def ablation_figure(pairs: list, table, metric: str = "mpjpe"):
 # ================================================================================================
 def folder_tree(root, max_entries: int = 3, max_depth: int = 6) -> str:
     """A dataset folder as an indented text tree; at most ``max_entries`` entries per folder are listed
-    (then "... (n more)"), so a real 2.6M-image tree prints in a few lines."""
+    (then "... (n more)"), so a real 2.6M-image tree prints in a few lines.
+
+    Used in notebook 10.
+    """
     root = Path(root)
     lines = [root.name + "/"]
 
@@ -494,6 +528,8 @@ def original_view(dataset, index: int) -> dict:
     Returns ``{"image" (PIL RGB), "focal" (2,), "princpt" (2,), "bbox" (x, y, w, h) such that predict's
     x1.25 enlargement gives the loader's crop, "joints_cam" (42, 3) mm, "joints_uv" (42, 2) pixels,
     "joint_valid" (42,), "hand_type", "path"}``.
+
+    Used in notebook 10.
     """
     from PIL import Image
 
@@ -524,7 +560,10 @@ def _rel(result: dict) -> np.ndarray:
 
 def prediction_overlay_figure(image, results: dict, gt_uv=None, gt_valid=None, size: float = 3.2):
     """One panel per prediction (``{title: predict_image result}``): the skeletons in the original image,
-    the crop box dashed, and the ground truth (``gt_uv`` (42, 2)) as white dots when given."""
+    the crop box dashed, and the ground truth (``gt_uv`` (42, 2)) as white dots when given.
+
+    Used in notebook 10.
+    """
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
@@ -553,7 +592,10 @@ def prediction_overlay_figure(image, results: dict, gt_uv=None, gt_valid=None, s
 
 def compare_predictions(results: dict, gt_cam=None, gt_uv=None, gt_valid=None) -> list:
     """A row per prediction: both wrists' depth (mm), and with ground truth the root-relative MPJPE (mm),
-    the 2D error (px, original image) and the wrist error (mm). ``results``: ``{name: predict_image result}``."""
+    the 2D error (px, original image) and the wrist error (mm). ``results``: ``{name: predict_image result}``.
+
+    Used in notebook 10.
+    """
     from h2t_lib.metrics import per_sample_errors
     from h2t_lib.skeleton import ROOT_INDEX
 
@@ -584,6 +626,8 @@ def focal_sweep(model, image, factors=(0.5, 0.75, 1.0, 1.5, 2.0), focal=None, pr
     ``focal`` is the reference (default: predict's guess ``1.2 max(W, H)``). Returns one dict per factor:
     ``{"factor", "focal", "z_right_mm", "z_left_mm", "d_rel_mm", "d_uv_px"}``, the last two being the mean
     change of the root-relative joints and of the 2D keypoints against factor 1 (or the first factor).
+
+    Used in notebook 10.
     """
     from h2t_lib.engine.predict import DEFAULT_FOCAL_FACTOR, load_image, predict_image
 
@@ -601,7 +645,10 @@ def focal_sweep(model, image, factors=(0.5, 0.75, 1.0, 1.5, 2.0), focal=None, pr
 
 def focal_sweep_figure(rows: list):
     """Two panels from :func:`focal_sweep`: wrist depth vs assumed focal (a line through the origin means
-    depth ~ focal), and how much the root-relative pose and the 2D keypoints move."""
+    depth ~ focal), and how much the root-relative pose and the 2D keypoints move.
+
+    Used in notebook 10.
+    """
     from matplotlib.figure import Figure
 
     f = np.array([r["focal"] for r in rows])

@@ -142,7 +142,10 @@ def _cells(row: dict) -> list:
 
 
 def format_table(rows: list) -> str:
-    """Aligned plain-text table, one line per model."""
+    """Aligned plain-text table, one line per model.
+
+    Used in notebook 09.
+    """
     header = [h for h, _, _ in _COLUMNS]
     body = [_cells(r) for r in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *body)]

@@ -121,6 +121,8 @@ def load_checkpoint(path, map_location="cpu", expected_config: Optional[ModelCon
     ``expected_config``: if given, the checkpoint's architecture must match it (fields that do not
     shape the weights -- name, backbone_weights, root_source, dropout -- may differ and are taken
     from ``expected_config``); otherwise a ValueError says which fields differ and how to fix it.
+
+    Used in notebook 07.
     """
     ckpt = read_checkpoint(path, map_location="cpu")
     try:

@@ -28,7 +28,10 @@ TRAIN_DATA = ("folder", "render")
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (the model's own config is ``model_preset`` + ``model``)."""
+    """Everything that defines a training run (the model's own config is ``model_preset`` + ``model``).
+
+    Used in notebook 07.
+    """
 
     name: str = "custom"  # the preset this config started from (informational)
     model_preset: Optional[str] = "cpu"  # ModelConfig.preset name (None with init: the checkpoint's config)

@@ -74,6 +74,8 @@ def predict_dataset(
         "root": (M, 2, 3) predicted wrists, camera mm, "joints_cam": (M, 42, 3) ground truth,
         "joint_valid": (M, 42), "joint_vis": (M, 42), "hand_type": (M,) str, "occlusion": (M,)
         (NaN for real data), "index": (M,), "focal", "princpt": (M, 2) crop intrinsics, pixels}.
+
+    Used in notebooks 04, 06 and 08.
     """
     import torch
     from tqdm.auto import tqdm
@@ -134,6 +136,8 @@ def validate(model, dataset, device, batch_size: int = 32, num_workers: int = 0,
     ``wrists`` also "wrist_px": the mean 2D error of the predicted wrists in crop pixels (:func:`wrist_pixel_errors`).
 
     What training reports after every epoch; :func:`evaluate` adds the reference rows and per-joint errors.
+
+    Used in notebook 06.
     """
     from h2t_lib.metrics import mpjpe
 
@@ -154,6 +158,8 @@ def dataset_joints(dataset) -> tuple:
 
     Uses the loader's ``joints_arrays()`` when it has one (and follows a ``Subset``), else reads
     every sample.
+
+    Used in notebook 08.
     """
     import torch.utils.data as tud
 
@@ -170,7 +176,10 @@ def dataset_joints(dataset) -> tuple:
 
 
 def mean_pose(joints_cam, joint_valid) -> np.ndarray:
-    """(42, 3) mean root-relative pose over the samples where each joint (and its wrist) is valid."""
+    """(42, 3) mean root-relative pose over the samples where each joint (and its wrist) is valid.
+
+    Used in notebook 08.
+    """
     rel = root_relative(np.asarray(joints_cam, np.float64))  # (M, 42, 3)
     v = np.asarray(joint_valid) > 0.5
     for hand, r in ROOT_INDEX.items():
@@ -272,6 +281,8 @@ def evaluate(
         "hand_size_ratio": mean final-stage predicted / true hand size (:func:`hand_size_ratio`),
         "per_sample": {"error": [N][M] mean error over a sample's valid joints per stage,
         "occlusion": [M], "hand_type": [M], "index": [M]}, "joint_names": [42]}.
+
+    Used in notebooks 05, 08 and 10.
     """
     if preds is None:
         preds = predict_dataset(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
@@ -352,7 +363,10 @@ def _fmt(x) -> str:
 
 
 def format_table(res: dict) -> str:
-    """The rows as a plain-text table (markdown-compatible)."""
+    """The rows as a plain-text table (markdown-compatible).
+
+    Used in notebook 10.
+    """
     has_epe = any("epe" in r for r in res["rows"])
     head = f"| {'row':<62} | MPJPE-S | MPJPE-I |   MPJPE |" + ("     EPE |" if has_epe else "")
     sep = "|" + "-" * 64 + "|---------|---------|---------|" + ("---------|" if has_epe else "")

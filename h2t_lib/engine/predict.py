@@ -92,6 +92,8 @@ def predict_image(model, image, focal=None, princpt=None, bbox=None, exif_orient
     with :func:`read_image`, pass the orientation it applied as ``exif_orientation`` so the output
     says so. Pixel coordinates (``bbox``, ``princpt``, the output's ``uv``) are in the upright image.
     Returns a JSON-able dict (see the module docstring); ``"notes"`` lists the assumptions made.
+
+    Used in notebook 10.
     """
     import torch
 

@@ -111,6 +111,8 @@ def train(
         FileNotFoundError / ValueError / UserError (one line in the CLI) on bad input, an output folder
         that cannot be written or holds another run (checked before any work), a failed write;
         :class:`TrainingError` when the loss stops being finite.
+
+    Used in notebook 07.
     """
     budget = TimeBudget(time_budget)
     with distributed.session(device) as d:

@@ -61,7 +61,10 @@ RUNTIME_FIELDS = ("name", "backbone_weights", "root_source", "dropout", "seed")
 
 @dataclass
 class ModelConfig:
-    """Everything that defines a Handformer2T (see the module docstring for the notation)."""
+    """Everything that defines a Handformer2T (see the module docstring for the notation).
+
+    Used in notebooks 03 and 06.
+    """
 
     name: str = "custom"  # the preset this config started from (informational, used in messages)
     # --- input and backbone (Sec. 3.1)

@@ -101,7 +101,10 @@ def build_for_counting(cfg):
 
 
 def preset_counts(preset: str, tokens: str = "hand") -> dict:
-    """count_parameters of a preset (optionally with joint tokens), built on the meta device."""
+    """count_parameters of a preset (optionally with joint tokens), built on the meta device.
+
+    Used in notebook 09.
+    """
     from h2t_lib.model.config import ModelConfig
 
     cfg = ModelConfig.preset(preset)

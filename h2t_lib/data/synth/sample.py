@@ -106,6 +106,8 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     the other); occlusion_level; layer (S, S) int8 map (-1 background, 0 right hand,
     1 right forearm, 2 left hand, 3 left forearm); scene, appearance, background, look (to re-render;
     look: None for "v1", the :class:`render.SkinLook` of "v2").
+
+    Used in notebook 01.
     """
     rng = rng_or_seed if isinstance(rng_or_seed, np.random.Generator) else np.random.default_rng(rng_or_seed)
     size = int(size)

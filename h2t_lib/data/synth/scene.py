@@ -207,7 +207,10 @@ def measure_occlusion(prims: Primitives, focal, princpt, size) -> float:
 
 def occlusion_from_layers(layers) -> float:
     """The largest fraction of one hand's silhouette (forearm excluded) hidden by the other
-    hand or its forearm; 0 when only one hand is in the picture. layers: (4, H, W) depths."""
+    hand or its forearm; 0 when only one hand is in the picture. layers: (4, H, W) depths.
+
+    Used in notebook 01.
+    """
     occ = 0.0
     for h in (0, 1):
         core = layers[2 * h]
