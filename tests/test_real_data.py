@@ -112,13 +112,14 @@ def test_eval_cli_val_and_annot_subset(release, ckpt, capsys):
 def test_train_cli_annot_subset_reaches_the_datasets(release, tmp_path):
     import argparse
 
-    from h2t_lib.apps import train
+    from h2t_lib.apps import train as train_cli
+    from h2t_lib.engine import train
 
     p = argparse.ArgumentParser()
-    train.add_arguments(p)
+    train_cli.add_arguments(p)
     args = p.parse_args(["--data", str(release), "--out", str(tmp_path), "--preset", "tiny",
                          "--annot-subset", "all", "--image-check", "warn"])
-    cfg = train.config_from_args(args)
+    cfg = train_cli.config_from_args(args)
     assert (cfg.annot_subset, cfg.image_check) == ("all", "warn")
     assert train.pick_val_split(release, "auto", "train", cfg.annot_subset) == "test"
     ds = train.open_dataset(release, "train", 64, annot_subset=cfg.annot_subset, image_check=cfg.image_check)

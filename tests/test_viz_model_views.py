@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from h2t_lib import skeleton as sk
-from h2t_lib import course, viz
+from h2t_lib import course
 from h2t_lib.model.config import PAPER_SIZES_M, ModelConfig
 from h2t_lib.model import Handformer2T
 from h2t_lib.model.feature_extractor import LevelFeature, fixed_generator
@@ -175,13 +175,13 @@ def test_uncertainty_vs_error_reference():
     assert len(fig.axes) == 2 and len(fig.axes[1].collections) == 2
 
 
-def test_exports_do_not_clash_with_other_viz_modules():
+def test_exports_do_not_clash_with_other_course_modules():
     import importlib
 
     from h2t_lib.course import model_views
 
     for name in model_views.__all__:
-        assert getattr(viz, name) is getattr(model_views, name), name
+        assert getattr(course, name) is getattr(model_views, name), name
     for other in ("data_views", "refine_views", "eval_views", "results_views"):
-        mod = importlib.import_module(f"h2t_lib.viz.{other}")
+        mod = importlib.import_module(f"h2t_lib.course.{other}")
         assert not set(model_views.__all__) & set(getattr(mod, "__all__", [])), other
