@@ -1,5 +1,5 @@
 import sys
 
-from h2t_lib.cli import main
+from h2t_lib.apps.cli import main
 
 sys.exit(main())

@@ -27,7 +27,10 @@ def _swap_last(m):
 
 
 def world_to_cam(world, camrot, campos):
-    """World -> camera frame: cam = R (world - campos). world (..., J, 3) -> (..., J, 3)."""
+    """World -> camera frame: cam = R (world - campos). world (..., J, 3) -> (..., J, 3).
+
+    Used in notebook 01.
+    """
     return (world - campos[..., None, :]) @ _swap_last(camrot)
 
 
@@ -40,6 +43,8 @@ def cam_to_pixel(cam, focal, princpt, eps: float = 1e-6):
     """Project camera-frame points to pixels. cam (..., J, 3) -> (..., J, 2).
 
     Depths below ``eps`` are clamped so a point behind the camera gives a finite pixel.
+
+    Used in notebooks 00, 01 and 02.
     """
     z = cam[..., 2]
     z = z.clamp(min=eps) if _is_torch(z) else np.maximum(z, eps)
@@ -60,6 +65,8 @@ def crop_intrinsics(focal, princpt, bbox, out_size):
 
     Returns (focal, princpt) such that projecting camera points with them lands on
     the crop's pixels. Works on single values (2,) / (4,) or batches (..., 2) / (..., 4).
+
+    Used in notebook 01.
     """
     x, y, w, h = (bbox[..., i] for i in range(4))
     sx, sy = out_size / w, out_size / h

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .camera import cam_to_pixel
-from .skeleton import JOINTS_PER_HAND, NUM_JOINTS, ROOT_INDEX, root_relative
+from h2t_lib.camera import cam_to_pixel
+from h2t_lib.skeleton import JOINTS_PER_HAND, NUM_JOINTS, ROOT_INDEX, root_relative
 
 #: amplitude of the standard normal density at 0, 1/sqrt(2 pi): RLE's Laplace residual uses it
 LAPLACE_AMP = 1.0 / math.sqrt(2.0 * math.pi)
@@ -75,6 +75,8 @@ class RealNVP(nn.Module):
     The nets' weights start tiny (xavier, gain 0.01) and the last layers' biases at zero,
     so the flow starts as (almost exactly) the identity: ``log_prob`` is then the standard
     normal log-density.
+
+    Used in notebook 06.
     """
 
     def __init__(self, dim: int = 3, hidden: int = 64, layers: int = 6):
@@ -192,6 +194,8 @@ def rle_loss(mu, sigma, gt, valid, flow: RealNVP, scale_mm: float) -> torch.Tens
     once per coordinate; we subtract it once per joint, as the likelihood of a 3-vector asks.
     No detach anywhere: as in RLE, the flow sees ``x_bar`` computed from ``mu`` and ``sigma``,
     so the flow term trains the flow *and* pulls ``mu``, ``sigma`` towards likely residuals.
+
+    Used in notebook 06.
     """
     if not (torch.is_tensor(mu) and torch.is_tensor(sigma) and torch.is_tensor(gt)):
         raise ValueError("rle_loss: mu, sigma and gt must be torch tensors")
@@ -248,6 +252,8 @@ def gaussian_kernel(a: torch.Tensor, b: torch.Tensor, bandwidths=DEFAULT_MMD_BAN
 
     The squared distance is averaged over the D coordinates, so ``h`` reads as a
     per-coordinate RMS distance in the inputs' units, whatever D is.
+
+    Used in notebook 06.
     """
     d2 = (a[:, None, :] - b[None, :, :]).pow(2).mean(-1)  # (n, m), exact 0 on identical rows
     return sum(torch.exp(-d2 / (2.0 * h * h)) for h in bandwidths)
@@ -267,6 +273,8 @@ def mmd_loss(x, y, bandwidths=DEFAULT_MMD_BANDWIDTHS, valid=None) -> torch.Tenso
     ``MMD^2 = mean k(x_i, x_i') + mean k(y_j, y_j') - 2 mean k(x_i, y_j)`` with the means over
     all pairs, diagonal included (the biased "V-statistic"): it is >= 0 and exactly 0 when
     the two sets are identical (the unbiased estimator can go negative).
+
+    Used in notebook 06.
     """
     if not (torch.is_tensor(x) and torch.is_tensor(y)) or x.ndim != 2 or x.shape != y.shape:
         sx = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
@@ -421,7 +429,7 @@ def gaussian_heatmaps(uv: torch.Tensor, height: int, width: int, stride: float, 
     :func:`h2t_lib.model.wrist.cell_centres`); the peak is 1 when a cell centre lies on the point. Points
     outside the map give the tail of their Gaussian (near zero), not an error.
     """
-    from .model.wrist import cell_centres
+    from h2t_lib.model.wrist import cell_centres
 
     u = uv[..., 0, None, None].float()  # (B, K, 1, 1)
     v = uv[..., 1, None, None].float()
@@ -507,6 +515,8 @@ class Handformer2TLoss(nn.Module):
       reads the batch's ``focal``, ``princpt`` and ``image`` (for S). This root head is our addition
       beyond the paper, so that prediction can run without a ground-truth root depth.
     * ``total = rle + mmd_weight * mmd + root_weight * root`` (mmd only if ``use_mmd``).
+
+    Used in notebook 06.
     """
 
     def __init__(self, model_cfg=None, loss_cfg: LossConfig | None = None):

@@ -36,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .skeleton import HAND_SLICE, HAND_TYPES, NUM_JOINTS, ROOT_INDEX, root_relative
+from h2t_lib.skeleton import HAND_SLICE, HAND_TYPES, JOINTS_PER_HAND, NUM_JOINTS, ROOT_INDEX, root_relative
 
 GROUPS = ("single", "interacting", "all")
 
@@ -143,6 +143,8 @@ def mpjpe(pred, gt, joint_valid, hand_type: Sequence[str]) -> dict:
     Per group: the mean over joints of each joint's mean error over the group's samples
     where that joint is valid (joints with no such sample are skipped). NaN when a group
     has no valid joint at all (e.g. no interacting sample in the set).
+
+    Used in notebook 08.
     """
     return {g: _mean_skip_nan(per_joint_errors(pred, gt, joint_valid, hand_type, group=g)) for g in GROUPS}
 
@@ -171,6 +173,8 @@ def epe(pred, gt, joint_valid, average: str = "keypoint") -> float:
     counted keypoints pooled. The keypoints
     that count are ``joint_valid`` (for RHD's protocol: the evaluated hand's visible ones). NaN when
     none counts.
+
+    Used in notebook 08.
     """
     if average not in EPE_AVERAGES:
         raise ValueError(f"average must be one of {EPE_AVERAGES}, got {average!r}")
@@ -185,3 +189,20 @@ def epe(pred, gt, joint_valid, average: str = "keypoint") -> float:
     with np.errstate(invalid="ignore", divide="ignore"):
         per_keypoint = np.where(count > 0, np.where(valid21, err21, 0.0).sum(axis=0) / np.maximum(count, 1), np.nan)
     return _mean_skip_nan(per_keypoint)
+
+
+def axis_errors(pred, gt, valid, skip_roots: bool = False) -> np.ndarray:
+    """(3,) mean |error| in mm of the root-relative x, y, z over the valid joints: which direction fails.
+
+    pred, gt: (..., 42, 3) mm, made root-relative per hand here; valid: (..., 42) 0/1.
+    ``skip_roots``: leave out the wrists (0 by construction) and the joints of a hand whose wrist is not
+    valid (notebook 08's breakdown); else every valid joint counts (the ``eval`` table's line).
+    """
+    p = root_relative(np.asarray(pred, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
+    g = root_relative(np.asarray(gt, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
+    ok = np.asarray(valid).reshape(-1, NUM_JOINTS) > 0.5
+    if skip_roots:
+        roots = [ROOT_INDEX["right"], ROOT_INDEX["left"]]
+        ok = ok & ok[:, np.repeat(roots, JOINTS_PER_HAND)]
+        ok[:, roots] = False
+    return np.abs(p - g)[ok].mean(axis=0) if ok.any() else np.full(3, np.nan)

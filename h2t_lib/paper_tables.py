@@ -11,7 +11,7 @@ throughput on one NVIDIA RTX 3090 Ti (24 GB), batch 1 for FPS.
     pt.rows("6")            # the rows of Table 6
     pt.paper_size_m("r50-d256", "joint")   # 99.4
 
-Used by notebook 09 (the paper's tables beside our measurements, :mod:`h2t_lib.viz.results_views`).
+Used by notebook 09 (the paper's tables beside our measurements, :mod:`h2t_lib.course.results_views`).
 """
 from __future__ import annotations
 
@@ -97,7 +97,10 @@ TITLES = {
 
 
 def rows(table) -> list:
-    """The rows of a table ("1".."6" or an int), as copies (so callers may annotate them)."""
+    """The rows of a table ("1".."6" or an int), as copies (so callers may annotate them).
+
+    Used in notebook 09.
+    """
     key = str(table)
     if key not in TABLES:
         raise ValueError(f"the paper has Tables 1-6; got {table!r}")

@@ -72,7 +72,10 @@ def hand_of_joint(j: int) -> str:
 
 
 def root_relative(joints, hands_axis: int = -2):
-    """Subtract each hand's wrist from that hand's joints. joints: (..., 42, 3), numpy or torch."""
+    """Subtract each hand's wrist from that hand's joints. joints: (..., 42, 3), numpy or torch.
+
+    Used in notebooks 00 and 06.
+    """
     r = joints[..., :JOINTS_PER_HAND, :] - joints[..., WRIST : WRIST + 1, :]
     l = joints[..., JOINTS_PER_HAND:, :] - joints[..., JOINTS_PER_HAND + WRIST : JOINTS_PER_HAND + WRIST + 1, :]
     if isinstance(joints, np.ndarray):

@@ -36,12 +36,12 @@ def is_fast() -> bool:
 def resolve_device(device="auto"):
     """'auto' -> CUDA when present, else CPU; "cpu", "cuda", "cuda:1", ... or a torch.device (returned as is).
 
-    Returns a torch.device. Raises :class:`h2t_lib.cli.UserError` (one line in the CLI) for CUDA
+    Returns a torch.device. Raises :class:`h2t_lib.errors.UserError` (one line in the CLI) for CUDA
     asked for where there is none, or a name torch does not know.
     """
     import torch
 
-    from .cli import UserError
+    from h2t_lib.errors import UserError
 
     if isinstance(device, torch.device):
         return device
@@ -114,7 +114,10 @@ def jsonable(x):
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) so runs repeat."""
+    """Seed python, numpy and torch (CPU and CUDA) so runs repeat.
+
+    Used in every notebook (00-10).
+    """
     import torch
 
     random.seed(seed)
@@ -132,9 +135,9 @@ _WRITE_HINTS = {
 
 
 def write_error(path, e: OSError):
-    """The one-line :class:`h2t_lib.cli.UserError` for ``e``, an OSError met while writing ``path``:
+    """The one-line :class:`h2t_lib.errors.UserError` for ``e``, an OSError met while writing ``path``:
     the file, the cause and, for the usual causes (permission, read-only, no space, file too large), the fix."""
-    from .cli import UserError
+    from h2t_lib.errors import UserError
 
     cause = e.strerror or str(e) or type(e).__name__
     hint = _WRITE_HINTS.get(e.errno)
@@ -146,10 +149,10 @@ def check_writable(path, folder: bool = False) -> Path:
 
     ``folder``: ``path`` is a folder that files are written into (a file otherwise). Nothing is created:
     a temporary file is made and removed in the nearest folder that exists (the rest of the path is
-    created when written). Raises :class:`h2t_lib.cli.UserError` (one line, exit 2 in the CLI) when the
+    created when written). Raises :class:`h2t_lib.errors.UserError` (one line, exit 2 in the CLI) when the
     path is a file where a folder is wanted or the other way round, or the folder cannot be written.
     """
-    from .cli import UserError
+    from h2t_lib.errors import UserError
 
     path = Path(path)
     if folder and path.exists() and not path.is_dir():

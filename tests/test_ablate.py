@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from h2t_lib import ablate as ab
-from h2t_lib.cli import main
+from h2t_lib.engine import ablate as ab
+from h2t_lib.apps.cli import main
 
 TINY = ab.Budget(epochs=1, steps=1, batch=2, num_test=4, extra_seeds=1)
 
@@ -46,7 +46,7 @@ def test_table4_end_to_end_and_reuse(interhand_dir, tmp_path, monkeypatch):
     def no_training(*a, **k):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr("h2t_lib.train.train", no_training)
+    monkeypatch.setattr("h2t_lib.engine.train.train", no_training)
     again = ab.ablate(interhand_dir, tmp_path / "runs", TINY, device="cpu", tables=("4",), progress=False)
     assert again["rows"] == table["rows"]
 
@@ -58,7 +58,7 @@ def test_cli_rejects_unknown_table(interhand_dir, capsys):
 
 
 def test_table4_with_a_trained_backbone_in_shards(interhand_dir, tmp_path, capsys):
-    from h2t_lib.train import TrainConfig, train
+    from h2t_lib.engine.train import TrainConfig, train
 
     init = tmp_path / "init"
     train(TrainConfig.preset("tiny", epochs=1), interhand_dir, init, device="cpu", progress=False)
@@ -71,7 +71,7 @@ def test_table4_with_a_trained_backbone_in_shards(interhand_dir, tmp_path, capsy
     done = sorted(p.parent.name for p in (tmp_path / "runs").glob("*/result.json"))
     assert len(done) == 5
     # every run's backbone is the init's
-    from h2t_lib.checkpoint import load_checkpoint
+    from h2t_lib.engine.checkpoint import load_checkpoint
 
     src = load_checkpoint(init / "last.pt")[0].state_dict()
     run = load_checkpoint(tmp_path / "runs" / done[0] / "last.pt")[0]

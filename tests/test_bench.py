@@ -6,7 +6,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from h2t_lib import bench, cli
+from h2t_lib.engine import bench
+from h2t_lib.apps import cli
 
 
 def test_quick_run_table_json_and_params_match_a_direct_count(tmp_path, capsys):

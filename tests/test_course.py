@@ -20,7 +20,7 @@ def test_a_split_in_another_look_is_rendered_again(tmp_path):
     import json
 
     from h2t_lib.data import synth
-    from h2t_lib.demo import _marker, ensure_split
+    from h2t_lib.apps.demo import _marker, ensure_split
 
     kw = dict(num=2, size=48, seed=5, progress=False)
     jpegs = lambda: {p.name: p.read_bytes() for p in (tmp_path / "images" / "test").rglob("*.jpg")}

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from fixtures import make_interhand_fixture
-from h2t_lib.checkpoint import save_checkpoint
-from h2t_lib.config import ModelConfig
+from h2t_lib.engine.checkpoint import save_checkpoint
+from h2t_lib.model.config import ModelConfig
 from h2t_lib.data import InterHand26M
-from h2t_lib.evaluate import NOISE_MPJPE_PER_SIGMA, evaluate, format_table, mean_pose, predict_dataset
+from h2t_lib.engine.evaluate import NOISE_MPJPE_PER_SIGMA, evaluate, format_table, mean_pose, predict_dataset
 from h2t_lib.model import Handformer2T
 from h2t_lib.skeleton import JOINT_NAMES
 
@@ -133,7 +133,7 @@ def test_rhd_gets_epe(setup, tmp_path):
 
 
 def test_axis_errors_name_the_failing_direction():
-    from h2t_lib.evaluate import axis_errors
+    from h2t_lib.metrics import axis_errors
 
     rng = np.random.default_rng(0)
     gt = rng.normal(0, 40, size=(20, 42, 3)) + np.array([0, 0, 500.0])
@@ -146,7 +146,7 @@ def test_axis_errors_name_the_failing_direction():
 
 def test_wrist_pixel_error_and_hand_size_ratio():
     from h2t_lib.camera import cam_to_pixel
-    from h2t_lib.evaluate import hand_size_ratio, wrist_pixel_errors
+    from h2t_lib.engine.evaluate import hand_size_ratio, wrist_pixel_errors
 
     rng = np.random.default_rng(3)
     gt = rng.normal(0, 40, size=(5, 42, 3)) + np.array([0, 0, 500.0])

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from h2t_lib import cli
+from h2t_lib.apps import cli
 from h2t_lib.data.loading import EpochDataset, EpochSampler, auto_workers, make_loader
 from h2t_lib.data.stream import SynthStream
-from h2t_lib.distributed import Dist
-from h2t_lib.train import TimeBudget, TrainConfig
-from h2t_lib.train_config import budget_lr_factor
+from h2t_lib.engine.distributed import Dist
+from h2t_lib.engine.train import TimeBudget, TrainConfig
+from h2t_lib.engine.config import budget_lr_factor
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "H2T_FAST": "1", "OMP_NUM_THREADS": "1"}
@@ -65,7 +65,7 @@ def test_make_gpu_run_with_the_machines_python_stops_before_rendering_without_a_
 
 
 def test_an_old_torch_or_a_missing_package_is_one_line(monkeypatch):
-    from h2t_lib import env
+    from h2t_lib.apps import env
 
     assert env.torch_version("2.11.0+cu130") == (2, 11) and env.torch_version("2.9.1") == (2, 9)
     assert env.check_packages() == torch.__version__
@@ -93,8 +93,8 @@ class _OnGpu(torch.Tensor):
 
 
 def test_every_saved_tensor_is_a_plain_cpu_tensor(tmp_path):
-    from h2t_lib.checkpoint import save_checkpoint
-    from h2t_lib.config import ModelConfig
+    from h2t_lib.engine.checkpoint import save_checkpoint
+    from h2t_lib.model.config import ModelConfig
     from h2t_lib.model import Handformer2T
 
     model = Handformer2T(ModelConfig.preset("tiny"))
@@ -122,7 +122,7 @@ def test_every_saved_tensor_is_a_plain_cpu_tensor(tmp_path):
 
 
 def test_rng_states_of_more_gpus_resume_on_one(monkeypatch):
-    from h2t_lib import train_state
+    from h2t_lib.engine import state as train_state
 
     state = train_state.rng_state()
     state["cuda"] = [torch.full((16,), i, dtype=torch.uint8) for i in range(8)]  # last.pt of an 8-GPU machine
@@ -200,7 +200,7 @@ def test_reused_renders_load_the_same_batches_with_or_without_workers():
 
 
 def test_render_reuse_is_checked_and_reaches_the_stream():
-    from h2t_lib.train import training_data
+    from h2t_lib.engine.train import training_data
 
     cfg = TrainConfig.preset("tiny", train_data="render", render_samples=10, render_reuse=2)
     data = training_data(cfg, None, 64, Dist(device=torch.device("cpu")))
@@ -230,7 +230,7 @@ def test_budget_schedule_warms_up_then_anneals_to_its_end():
 
 
 def test_time_budget_drives_the_learning_rate(monkeypatch):
-    import h2t_lib.train as train_mod
+    import h2t_lib.engine.train as train_mod
 
     clock = [1000.0]
     monkeypatch.setattr(train_mod.time, "monotonic", lambda: clock[0])
@@ -259,7 +259,7 @@ def test_time_budget_drives_the_learning_rate(monkeypatch):
 # thop optional; the prepared device check
 # --------------------------------------------------------------------------- #
 def test_bench_without_thop_reports_flops_as_n_a(tmp_path, monkeypatch, capsys):
-    from h2t_lib import bench
+    from h2t_lib.engine import bench
 
     shim = tmp_path / "shim"
     shim.mkdir()

@@ -502,7 +502,7 @@ def test_heatmap_term_soft_argmax_lands_on_the_cell_centre():
 
 
 def test_heatmap_term_learns_a_fixed_batch_and_ignores_invalid_joints():
-    from h2t_lib.config import ModelConfig
+    from h2t_lib.model.config import ModelConfig
     from h2t_lib.losses import KeypointHeatmapTerm
 
     torch.manual_seed(0)
@@ -537,7 +537,7 @@ def test_heatmap_term_learns_a_fixed_batch_and_ignores_invalid_joints():
 
 
 def test_total_loss_adds_the_weighted_heatmap_term():
-    from h2t_lib.config import ModelConfig
+    from h2t_lib.model.config import ModelConfig
     from h2t_lib.model import Handformer2T
 
     cfg = ModelConfig.preset("tiny")

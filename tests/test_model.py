@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from h2t_lib import camera
-from h2t_lib.checkpoint import load_checkpoint, save_checkpoint
-from h2t_lib.cli import main as cli_main
-from h2t_lib.config import PAPER_SIZES_M, PRESETS, ModelConfig
+from h2t_lib.engine.checkpoint import load_checkpoint, save_checkpoint
+from h2t_lib.apps.cli import main as cli_main
+from h2t_lib.model.config import PAPER_SIZES_M, PRESETS, ModelConfig
 from h2t_lib.model import (
     GroupedLinear, Handformer2T, KeypointGuidedFusion, LevelFeature, ResNetBackbone, TokenMLP, build_resnet,
     count_parameters,

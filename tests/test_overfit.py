@@ -7,7 +7,7 @@ below their starting values within a few dozen CPU steps (about 30 s on one core
 import numpy as np
 import torch
 
-from h2t_lib.config import ModelConfig
+from h2t_lib.model.config import ModelConfig
 from h2t_lib.data.synth import render_sample
 from h2t_lib.losses import Handformer2TLoss, LossConfig
 from h2t_lib.model import Handformer2T

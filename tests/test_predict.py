@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from h2t_lib.camera import cam_to_pixel
-from h2t_lib.checkpoint import save_checkpoint
-from h2t_lib.config import ModelConfig
+from h2t_lib.engine.checkpoint import save_checkpoint
+from h2t_lib.model.config import ModelConfig
 from h2t_lib.model import Handformer2T
-from h2t_lib.predict import DEFAULT_FOCAL_FACTOR, predict_image, square_box
+from h2t_lib.engine.predict import DEFAULT_FOCAL_FACTOR, predict_image, square_box
 from h2t_lib.skeleton import JOINT_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,7 +127,7 @@ def test_images_of_any_mode_become_faithful_8bit_rgb(tmp_path):
 
 
 def test_predict_and_demo_find_the_shipped_checkpoint_from_any_folder(setup, tmp_path, monkeypatch):
-    from h2t_lib import demo
+    from h2t_lib.apps import demo
 
     _, _, _, image = setup
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}

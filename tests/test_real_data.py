@@ -2,7 +2,7 @@
 CLI, damaged files reported in one line naming the file, images as viewers show them, RHD by its protocol.
 
 Fixtures are written in the published formats (tests/fixtures.py); the CLI is called in-process
-(``h2t_lib.cli.main``) where only its exit code and its one line matter, and as a subprocess once per
+(``h2t_lib.apps.cli.main``) where only its exit code and its one line matter, and as a subprocess once per
 kind of file to prove there is no traceback in a real process.
 """
 from __future__ import annotations
@@ -22,9 +22,10 @@ import torch
 from PIL import Image
 
 from fixtures import RHD_HIDDEN_TIPS, dot_centroid, make_interhand_fixture, make_rhd_fixture
-from h2t_lib import cli, metrics, skeleton
-from h2t_lib.checkpoint import save_checkpoint
-from h2t_lib.config import ModelConfig
+from h2t_lib import metrics, skeleton
+from h2t_lib.apps import cli
+from h2t_lib.engine.checkpoint import save_checkpoint
+from h2t_lib.model.config import ModelConfig
 from h2t_lib.data import DataFileError, DataFileNotFoundError, InterHand26M, RHD, available_splits, load_dataset
 from h2t_lib.data.files import read_json, read_mask, read_pickle
 from h2t_lib.data.transforms import crop_sample
@@ -111,13 +112,14 @@ def test_eval_cli_val_and_annot_subset(release, ckpt, capsys):
 def test_train_cli_annot_subset_reaches_the_datasets(release, tmp_path):
     import argparse
 
-    from h2t_lib import train
+    from h2t_lib.apps import train as train_cli
+    from h2t_lib.engine import train
 
     p = argparse.ArgumentParser()
-    train.add_arguments(p)
+    train_cli.add_arguments(p)
     args = p.parse_args(["--data", str(release), "--out", str(tmp_path), "--preset", "tiny",
                          "--annot-subset", "all", "--image-check", "warn"])
-    cfg = train.config_from_args(args)
+    cfg = train_cli.config_from_args(args)
     assert (cfg.annot_subset, cfg.image_check) == ("all", "warn")
     assert train.pick_val_split(release, "auto", "train", cfg.annot_subset) == "test"
     ds = train.open_dataset(release, "train", 64, annot_subset=cfg.annot_subset, image_check=cfg.image_check)
@@ -293,7 +295,7 @@ def phone_photo(tmp_path_factory):
 
 
 def test_predict_uses_the_photo_upright(phone_photo):
-    from h2t_lib.predict import predict_image
+    from h2t_lib.engine.predict import predict_image
 
     torch.manual_seed(0)
     model = Handformer2T(ModelConfig.preset("tiny"))
@@ -499,10 +501,10 @@ def test_readers_name_the_file(tmp_path):
 
 
 def test_annotation_record_reads_every_layout(tmp_path):
-    """viz.annotation_record (notebook 01) finds v1.0's annotations/<split>/ and reads the early bare joint_3d lists."""
+    """course.annotation_record (notebook 01) finds v1.0's annotations/<split>/ and reads the early bare joint_3d lists."""
     import json
 
-    from h2t_lib.viz.data_views import annotation_record
+    from h2t_lib.course.data_views import annotation_record
 
     old = make_interhand_fixture(tmp_path / "old", "test", n=3, seed=3)
     make_interhand_fixture(tmp_path / "v1", "test", n=3, seed=3, annot_subset="test")

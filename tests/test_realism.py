@@ -9,7 +9,7 @@ import pytest
 
 from h2t_lib import skeleton as sk
 from h2t_lib.data import hand_model as hm
-from h2t_lib import realism as rl
+from h2t_lib.data import realism as rl
 
 
 def _hand(side="right", closure=None, rotation=(0.0, 0.0, 0.0), seed=0):

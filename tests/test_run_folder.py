@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from h2t_lib.cli import UserError, main
-from h2t_lib.train import TrainConfig, train
+from h2t_lib.apps.cli import main
+from h2t_lib.errors import UserError
+from h2t_lib.engine.train import TrainConfig, train
 
 
 class Killed(Exception):
@@ -116,8 +117,9 @@ def _one_line(capsys, *words):
 
 
 def test_unwritable_outputs_fail_before_the_work(tmp_path, interhand_dir, monkeypatch, capsys):
-    import h2t_lib.evaluate
-    import h2t_lib.train
+    import h2t_lib.apps.eval
+    import h2t_lib.engine.evaluate
+    import h2t_lib.engine.train
 
     ro = tmp_path / "read_only"
     ro.mkdir()
@@ -126,8 +128,9 @@ def test_unwritable_outputs_fail_before_the_work(tmp_path, interhand_dir, monkey
 
     Image.new("RGB", (32, 24)).save(image)
     _deny_writes(monkeypatch, ro)
-    monkeypatch.setattr(h2t_lib.evaluate, "load_model", _not_reached("loading the model"))
-    monkeypatch.setattr(h2t_lib.train, "training_data", _not_reached("opening the training data"))
+    monkeypatch.setattr(h2t_lib.engine.evaluate, "load_model", _not_reached("loading the model"))
+    monkeypatch.setattr(h2t_lib.apps.eval, "load_model", _not_reached("loading the model"))
+    monkeypatch.setattr(h2t_lib.engine.train, "training_data", _not_reached("opening the training data"))
     for argv, path in (
         (["eval", "--ckpt", "x.pt", "--data", str(interhand_dir), "--json", str(ro / "res.json")], ro / "res.json"),
         (["predict", str(image), "--out", str(ro / "pred")], ro / "pred"),
@@ -143,8 +146,8 @@ def test_unwritable_outputs_fail_before_the_work(tmp_path, interhand_dir, monkey
 def test_a_failed_checkpoint_write_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch, err):
     """torch.save on a full disk: to a path, torch's own RuntimeError naming no file; to a file object, the
     OSError of the write (as torch 2.x does on /dev/full). Either way: one line naming last.pt, last.pt kept."""
-    from h2t_lib.checkpoint import save_checkpoint
-    from h2t_lib.config import ModelConfig
+    from h2t_lib.engine.checkpoint import save_checkpoint
+    from h2t_lib.model.config import ModelConfig
     from h2t_lib.model import Handformer2T
 
     model = Handformer2T(ModelConfig.preset("tiny"))

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from h2t_lib.checkpoint import load_checkpoint
+from h2t_lib.engine.checkpoint import load_checkpoint
 from h2t_lib.data.loading import EpochDataset, EpochSampler, make_loader
 from h2t_lib.data.stream import SynthStream
-from h2t_lib.train import TrainConfig, train
+from h2t_lib.engine.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = {"last.pt", "best.pt", "log.csv", "log.json", "loss_curve.png"}
@@ -86,7 +86,7 @@ def test_torchrun_two_gloo_processes_train_resume_and_split_the_data(interhand_d
     assert extra["train_state"]["epoch"] == 2 and extra["train_state"]["step"] == 4  # 2 steps per epoch
 
     # the files load like a single-process run's: the bare model (no DDP "module." prefix)
-    from h2t_lib.evaluate import load_model, validate
+    from h2t_lib.engine.evaluate import load_model, validate
     from h2t_lib.model import Handformer2T
 
     model, _ = load_model(out / "best.pt", device="cpu")
@@ -98,7 +98,7 @@ def test_torchrun_two_gloo_processes_train_resume_and_split_the_data(interhand_d
 
 
 def test_torchrun_through_the_l1_warm_up_then_resume_on_fewer_processes(interhand_dir, tmp_path):
-    from h2t_lib.train_state import build
+    from h2t_lib.engine.state import build
 
     out = tmp_path / "warm"
     common = ["--data", str(interhand_dir), "--out", str(out), "--device", "cpu", "--quiet"]
@@ -163,8 +163,8 @@ def test_stream_style_v1_renders_the_same_scenes_in_another_look():
 
 
 def test_render_training_passes_the_render_style_to_the_streams():
-    from h2t_lib.distributed import Dist
-    from h2t_lib.train import training_data
+    from h2t_lib.engine.distributed import Dist
+    from h2t_lib.engine.train import training_data
 
     cfg = TrainConfig.preset("tiny", train_data="render", render_samples=4, max_val_samples=2, render_style="v1",
                              num_workers=0)

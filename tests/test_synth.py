@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from h2t_lib import camera, skeleton as sk
+from h2t_lib import camera, course, skeleton as sk
 from h2t_lib.data import hand_model as hm
-from h2t_lib.data import render as rd
+from h2t_lib.data import synth as rd
 from h2t_lib.data import synth
 
 SIZE = 96
@@ -334,7 +334,7 @@ def test_an_interrupted_write_leaves_no_loadable_split(tmp_path, monkeypatch):
     synth.write_dataset(tmp_path, "train", num=2, size=48, seed=0, progress=False)
     old = _tree_digest(tmp_path)
     calls = {"n": 0}
-    real = synth._record
+    real = synth.dataset._record
 
     def failing(args):
         calls["n"] += 1
@@ -342,7 +342,7 @@ def test_an_interrupted_write_leaves_no_loadable_split(tmp_path, monkeypatch):
             raise RuntimeError("simulated crash")
         return real(args)
 
-    monkeypatch.setattr(synth, "_record", failing)
+    monkeypatch.setattr(synth.dataset, "_record", failing)
     with pytest.raises(RuntimeError, match="simulated crash"):
         synth.write_dataset(tmp_path, "val", num=5, size=48, seed=0, progress=False)
     assert not (tmp_path / "images" / "val").exists()
@@ -356,7 +356,7 @@ def test_an_interrupted_write_leaves_no_loadable_split(tmp_path, monkeypatch):
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
-    from h2t_lib import cli
+    from h2t_lib.apps import cli
 
     assert cli.main(["synth", "--out", str(tmp_path), "--num", "0"]) == 2
     err = capsys.readouterr().err
@@ -478,16 +478,16 @@ def test_v2_backgrounds_paint_stripes_as_noise_and_checkers_as_blobs():
 def test_every_entry_point_renders_the_default_look_by_default():
     import inspect
 
-    from h2t_lib import viz
+    from h2t_lib.apps import synth as synth_command
     from h2t_lib.data.stream import SynthStream
-    from h2t_lib.train_config import TrainConfig
+    from h2t_lib.engine.config import TrainConfig
 
     assert synth.DEFAULT_STYLE == "v2" and TrainConfig().render_style == synth.DEFAULT_STYLE
     for fn in (synth.render_sample, synth.write_dataset, synth.benchmark, synth.example_grid, synth.sample_look,
-               synth.Scene.primitives, SynthStream.__init__, viz.render_posed_pair, viz.posed_pair_figure):
+               synth.Scene.primitives, SynthStream.__init__, course.render_posed_pair, course.posed_pair_figure):
         assert inspect.signature(fn).parameters["style"].default == synth.DEFAULT_STYLE, fn.__qualname__
     parser = argparse.ArgumentParser()
-    synth.add_arguments(parser)
+    synth_command.add_arguments(parser)
     assert parser.parse_args([]).style == synth.DEFAULT_STYLE
 
 
@@ -566,7 +566,7 @@ def test_v2_primitives_add_palm_volumes_to_the_same_skeleton(rng):
         assert np.array_equal(getattr(v1, name)[:n1], getattr(v2, name)[:n1])
         assert np.array_equal(getattr(v1, name)[-1], getattr(v2, name)[-1])
     # the same fingers; the palm (slabs, rims) and the forearm V2_THICKNESS times as thick
-    k = np.array([kk for _, _, _, kk in rd._BONES])
+    k = np.array([kk for _, _, _, kk in rd.primitives._BONES])
     for name in ("ra", "rb"):
         r1, r2 = getattr(v1, name), getattr(v2, name)
         assert np.array_equal(r1[:20][k > 0], r2[:20][k > 0])
@@ -589,7 +589,7 @@ def test_v2_sleeve_starts_at_a_cuff_above_the_wrist():
         prims = s["scene"].primitives(style="v2")
         ras = rd.rasterize_blended(prims, s["focal"], s["princpt"], 96, look.blend)
         idx = np.flatnonzero(ras.prim.reshape(-1) >= 0)
-        albedo, _, t, _, part, _ = rd._albedo(ras, prims, app, idx, look.cuff)
+        albedo, _, t, _, part, _ = rd.shading._albedo(ras, prims, app, idx, look.cuff)
         arm = part == rd.FOREARM
         if app.sleeve is not None and (arm & (t < look.cuff)).sum() > 5 and (arm & (t >= look.cuff)).sum() > 5:
             break
@@ -597,7 +597,7 @@ def test_v2_sleeve_starts_at_a_cuff_above_the_wrist():
         pytest.fail("no sample with a sleeve on both sides of the cuff in view")
     sleeve = np.all(np.abs(albedo - app.sleeve) < 1e-6, axis=1)
     assert np.array_equal(sleeve[arm], t[arm] >= look.cuff) and not sleeve[~arm].any()
-    v1 = rd._albedo(ras, prims, app, idx)[0]  # no cuff (style v1): the sleeve from the wrist on
+    v1 = rd.shading._albedo(ras, prims, app, idx)[0]  # no cuff (style v1): the sleeve from the wrist on
     assert np.all(np.abs(v1[arm] - app.sleeve) < 1e-6)
 
 
@@ -624,8 +624,8 @@ def test_span_fragments_hold_every_pixel_near_the_shape_and_fewer_than_the_box()
     for K in (2, 3):
         us, vs = rng.uniform(-5, 45, size=(K, 30)), rng.uniform(-5, 45, size=(K, 30))
         pad = rng.uniform(0.5, 6.0, size=(K, 30)) if K == 2 else np.repeat(rng.uniform(0.5, 6.0, size=(1, 30)), 3, 0)
-        sid, cols, rows, count = rd._span_fragments(us, vs, pad, W, H)
-        assert sid.size < rd._fragments(*rd._boxes(us, vs, pad, W, H))[0].size
+        sid, cols, rows, count = rd.raster._span_fragments(us, vs, pad, W, H)
+        assert sid.size < rd.raster._fragments(*rd.raster._boxes(us, vs, pad, W, H))[0].size
         assert (np.diff(sid) >= 0).all() and (count == np.bincount(sid, minlength=30)).all()  # grouped by shape
         for i in range(30):
             got = np.zeros((H, W), bool)

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from fixtures import make_interhand_fixture
-from h2t_lib.checkpoint import load_checkpoint
-from h2t_lib.train import TrainConfig, parse_overrides, train
+from h2t_lib.engine.checkpoint import load_checkpoint
+from h2t_lib.engine.train import TrainConfig, parse_overrides, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,7 @@ def test_cli_bad_input_is_one_line(data_dir, tmp_path):
 
 def test_demo_fast(two_epochs, tmp_path):
     """`make demo` end to end, shrunk by H2T_FAST=1 (a tiny checkpoint stands in for the shipped one)."""
-    from h2t_lib.demo import main_job
+    from h2t_lib.apps.demo import main_job
 
     out, _, _ = two_epochs
     res = main_job(tmp_path / "data", tmp_path / "ft", ckpt=out / "best.pt", device="cpu", fast=True, progress=False)
@@ -151,7 +151,7 @@ def test_demo_fast(two_epochs, tmp_path):
 
 
 def test_demo_without_checkpoint_trains_a_short_run(tmp_path, capsys):
-    from h2t_lib.demo import main_job
+    from h2t_lib.apps.demo import main_job
 
     res = main_job(tmp_path / "data", tmp_path / "ft", ckpt=tmp_path / "absent.pt", device="cpu", fast=True,
                    progress=False)
@@ -165,7 +165,7 @@ def test_cosine_schedule_warms_up_then_decays_to_its_floor():
 
     import torch
 
-    from h2t_lib.train import TrainConfig, lr_factor, make_scheduler
+    from h2t_lib.engine.train import TrainConfig, lr_factor, make_scheduler
 
     assert [lr_factor(k, 100, 4, 0.1) for k in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert lr_factor(4, 100, 4, 0.1) == 1.0 and lr_factor(99, 100, 4, 0.1) == pytest.approx(0.1)
@@ -187,7 +187,7 @@ def test_cosine_schedule_warms_up_then_decays_to_its_floor():
 
 
 def test_init_backbone_copies_the_backbone_only(two_epochs):
-    from h2t_lib.train_state import build
+    from h2t_lib.engine.state import build
 
     out, _, _ = two_epochs
     source = _weights(out / "last.pt")
@@ -204,7 +204,7 @@ def test_init_backbone_copies_the_backbone_only(two_epochs):
 
 
 def test_init_backbone_of_another_backbone_is_a_clear_error(two_epochs):
-    from h2t_lib.train_state import build
+    from h2t_lib.engine.state import build
 
     out, _, _ = two_epochs
     cfg = TrainConfig.preset("tiny", init_backbone=str(out / "last.pt"), model={"backbone": "resnet34"})
@@ -238,7 +238,7 @@ def test_pred_root_frac_chooses_the_wrists_kgff_projects_with(two_epochs, data_d
 
 
 def test_demo_says_whether_the_fine_tune_changed_the_error():
-    from h2t_lib.demo import mpjpe_change
+    from h2t_lib.apps.demo import mpjpe_change
 
     rng = np.random.default_rng(0)
     base = rng.uniform(40, 80, size=200)
@@ -256,14 +256,14 @@ def test_demo_says_whether_the_fine_tune_changed_the_error():
 
 
 def test_demo_reads_the_models_training_from_its_checkpoint():
-    from h2t_lib.demo import prior_training
+    from h2t_lib.apps.demo import prior_training
 
     legs = ["leg 0", "leg 1", "leg 2"]
     assert prior_training({"legs": legs, "presentations": 182400}) == "182k image presentations in 3 legs"
     assert prior_training({"presentations": 3200}) == "3k image presentations"
     assert prior_training({"legs": legs}) == "3 training legs"
     assert prior_training({}) is None
-    from h2t_lib.demo import mpjpe_change
+    from h2t_lib.apps.demo import mpjpe_change
 
     res = {"num_stages": 1, "per_sample": {"error": [[50.0, 60.0, 70.0]]}}
     assert "shipped model's own training (3k image presentations, docs/results.md); " in mpjpe_change(

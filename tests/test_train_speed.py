@@ -30,8 +30,8 @@ def test_train_speed_reports_each_part(interhand_dir, tmp_path, fast_env):
 def test_train_speed_measures_rendered_data_without_a_folder(fast_env):
     import dataclasses
 
-    from h2t_lib.train_config import TrainConfig
-    from h2t_lib.train_speed import format_table, measure
+    from h2t_lib.engine.config import TrainConfig
+    from h2t_lib.engine.train_speed import format_table, measure
 
     cfg = dataclasses.replace(TrainConfig.preset("tiny"), batch_size=2)
     row = measure(cfg, None, threads=1, steps=1, workers=0, render=True)

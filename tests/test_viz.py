@@ -1,4 +1,5 @@
-"""The viz package: its modules export distinct names, and the shared 3D views draw what they should."""
+"""The viz package and the course's views: their modules export distinct names, and the shared 3D views
+draw what they should."""
 import importlib
 
 import numpy as np
@@ -7,18 +8,22 @@ import pytest
 from h2t_lib import skeleton as sk
 from h2t_lib import viz
 
-MODULES = ["skeleton2d", "plot3d", "data_views", "model_views", "refine_views", "eval_views", "results_views"]
+#: package -> its modules whose names it re-exports (viz: the drawing primitives; course: the notebooks' views)
+MODULES = {"viz": ["skeleton2d", "plot3d"],
+           "course": ["data_views", "model_views", "refine_views", "eval_views", "results_views"]}
 
 
 def test_view_modules_export_distinct_names():
-    # h2t_lib.viz star-imports every module: a name exported twice would silently shadow another
+    # h2t_lib.viz and h2t_lib.course star-import their modules: a name exported twice would silently shadow another
     seen = {}
-    for m in MODULES:
-        mod = importlib.import_module(f"h2t_lib.viz.{m}")
-        for name in getattr(mod, "__all__", []):
-            assert name not in seen, f"{name} exported by both {seen[name]} and {m}"
-            assert getattr(viz, name) is getattr(mod, name)
-            seen[name] = m
+    for package, modules in MODULES.items():
+        pkg = importlib.import_module(f"h2t_lib.{package}")
+        for m in modules:
+            mod = importlib.import_module(f"h2t_lib.{package}.{m}")
+            for name in getattr(mod, "__all__", []):
+                assert name not in seen, f"{name} exported by both {seen[name]} and {package}.{m}"
+                assert getattr(pkg, name) is getattr(mod, name)
+                seen[name] = f"{package}.{m}"
 
 
 def _pose(seed=0):

@@ -1,4 +1,4 @@
-"""h2t_lib.viz.data_views: the figures and widget logic of notebooks 00 and 01."""
+"""h2t_lib.course.data_views: the figures and widget logic of notebooks 00 and 01."""
 import json
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 
 from h2t_lib import camera, course, skeleton as sk, viz
 from h2t_lib.data import hand_model as hm
-from h2t_lib.data import render as rd
+from h2t_lib.data import synth as rd
 from h2t_lib.data import synth
 from h2t_lib.data.transforms import AugmentConfig, AugmentParams, sample_augment
 
@@ -28,7 +28,7 @@ def scene_sample():
 # Notebook 00
 # --------------------------------------------------------------------------- #
 def test_joint_convention_figure_labels_every_joint_once():
-    fig = viz.joint_convention_figure()
+    fig = course.joint_convention_figure()
     assert len(fig.axes) == 2
     labels = [t.get_text().split()[0] for ax in fig.axes for t in ax.texts]
     assert sorted(int(x) for x in labels) == list(range(42))
@@ -38,20 +38,20 @@ def test_joint_convention_figure_labels_every_joint_once():
 
 def test_browse_indices_and_index_clip():
     types = np.array(["right", "interacting", "left", "interacting", "right"])
-    assert viz.browse_indices(types, "all").tolist() == [0, 1, 2, 3, 4]
-    assert viz.browse_indices(types, "interacting").tolist() == [1, 3]
-    assert viz.browse_index(types, "right", 1) == 4
-    assert viz.browse_index(types, "right", 99) == 4  # clipped to the last one
-    assert viz.browse_index(types, "left", -3) == 2
+    assert course.browse_indices(types, "all").tolist() == [0, 1, 2, 3, 4]
+    assert course.browse_indices(types, "interacting").tolist() == [1, 3]
+    assert course.browse_index(types, "right", 1) == 4
+    assert course.browse_index(types, "right", 99) == 4  # clipped to the last one
+    assert course.browse_index(types, "left", -3) == 2
     with pytest.raises(ValueError):
-        viz.browse_index(np.array(["right"]), "left", 0)
+        course.browse_index(np.array(["right"]), "left", 0)
     with pytest.raises(ValueError):
-        viz.browse_indices(types, "both")
+        course.browse_indices(types, "both")
 
 
 def test_browse_figure_shows_the_filtered_sample(test_set):
-    idx = viz.browse_indices(test_set.hand_types, "left")
-    fig = viz.browse_figure(test_set, "left", 1)
+    idx = course.browse_indices(test_set.hand_types, "left")
+    fig = course.browse_figure(test_set, "left", 1)
     assert fig.layout.title.text.startswith(f"sample {idx[1]}: left")
     kinds = {tr.type for tr in fig.data}
     assert "image" in kinds and "scatter3d" in kinds
@@ -62,8 +62,8 @@ def test_browse_figure_shows_the_filtered_sample(test_set):
 
 def test_flip_only_config_mirrors_and_swaps_hands(fast_env):
     ds = course.dataset("test", image_size=SIZE)
-    fl = course.dataset("test", image_size=SIZE, augment=True, augment_config=viz.flip_only_config())
-    i = int(viz.browse_indices(ds.hand_types, "right")[0])
+    fl = course.dataset("test", image_size=SIZE, augment=True, augment_config=course.flip_only_config())
+    i = int(course.browse_indices(ds.hand_types, "right")[0])
     a, b = ds[i], fl[i]
     assert b["hand_type"] == "left"
     assert torch.allclose(b["image"], a["image"].flip(-1), atol=2 / 255)
@@ -77,7 +77,7 @@ def test_depth_ambiguity_scaled_poses_project_alike(test_set):
     for k in scales:
         uv = camera.cam_to_pixel(s["joints_cam"] * k, s["focal"], s["princpt"])
         assert torch.allclose(uv, s["joints_img"], atol=1e-3)
-    fig = viz.depth_ambiguity_figure(s["joints_cam"], s["joint_valid"], scales=scales)
+    fig = course.depth_ambiguity_figure(s["joints_cam"], s["joint_valid"], scales=scales)
     legend = [tr.name for tr in fig.data if tr.showlegend]
     assert legend[:3] == ["x 0.7", "x 1", "x 1.4"]
     assert {"viewing rays", "camera"} <= {tr.name for tr in fig.data}
@@ -88,10 +88,10 @@ def test_depth_ambiguity_scaled_poses_project_alike(test_set):
 # --------------------------------------------------------------------------- #
 def test_hand_as_42_and_finger_flexion():
     j21 = hm.hand_joints(hm.HandPose.neutral(), hm.HandShape.average(), "left")
-    j, valid = viz.hand_as_42(j21, "left")
+    j, valid = course.hand_as_42(j21, "left")
     assert j.shape == (42, 3) and valid.sum() == 21 and valid[21:].all()
     assert np.allclose(j[21:], j21) and np.allclose(j[:21], 0)
-    f = viz.finger_flexion([200, -100, 45, 45, 45])
+    f = course.finger_flexion([200, -100, 45, 45, 45])
     assert f.shape == (5, 3)
     assert np.allclose(f[0], hm.FLEXION_LIMITS[0, :, 1])  # thumb clipped to its maxima
     assert np.allclose(f[1], hm.FLEXION_LIMITS[1, :, 0])  # index clipped to its minima
@@ -100,7 +100,7 @@ def test_hand_as_42_and_finger_flexion():
 
 
 def test_flexion_sweep_figure_draws_one_line_per_angle():
-    fig = viz.flexion_sweep_figure("middle", angles=(0, 45, 200))
+    fig = course.flexion_sweep_figure("middle", angles=(0, 45, 200))
     lines = fig.axes[0].get_lines()
     assert len([ln for ln in lines if ln.get_marker() == "o"]) == 3
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
@@ -109,19 +109,19 @@ def test_flexion_sweep_figure_draws_one_line_per_angle():
 
 def test_posed_pair_gap_and_depth_order():
     for gap in (-40.0, 0.0, 35.0):
-        sc = viz.posed_pair_scene(flex=20, gap_mm=gap, seed=1)
+        sc = course.posed_pair_scene(flex=20, gap_mm=gap, seed=1)
         j = sc.joints()
         left, right = j[sk.HAND_SLICE["left"]], j[sk.HAND_SLICE["right"]]
         assert right[:, 0].min() - left[:, 0].max() == pytest.approx(gap, abs=1e-6)
         assert left[sk.WRIST, 2] < right[sk.WRIST, 2]  # the left hand is nearer the camera
     # flexion bends the fingers: the index tip comes closer to the wrist
-    open_, fist = (viz.posed_pair_scene(flex=f, seed=0).joints()[:21] for f in (0, 90))
+    open_, fist = (course.posed_pair_scene(flex=f, seed=0).joints()[:21] for f in (0, 90))
     tip = sk.FINGER_CHAINS["index"][4]
     assert np.linalg.norm(fist[tip] - fist[sk.WRIST]) < np.linalg.norm(open_[tip] - open_[sk.WRIST]) - 30
 
 
 def test_render_posed_pair_matches_its_projection():
-    img, jc, info = viz.render_posed_pair(flex=10, gap_mm=40, seed=2, size=SIZE, return_info=True)
+    img, jc, info = course.render_posed_pair(flex=10, gap_mm=40, seed=2, size=SIZE, return_info=True)
     assert img.shape == (SIZE, SIZE, 3) and img.dtype == np.float32 and 0 <= img.min() and img.max() <= 1
     assert jc.shape == (42, 3)
     assert np.allclose(info["joints_img"], camera.cam_to_pixel(jc, info["focal"], info["princpt"]))
@@ -136,14 +136,14 @@ def test_render_posed_pair_matches_its_projection():
     assert np.all((lay == 2 * hand) | (lay == 2 * hand + 1))
     assert info["occlusion"] == 0.0  # 40 mm apart: neither hand hides the other
     # the same arguments give the same image; another seed another one
-    img2, jc2 = viz.render_posed_pair(flex=10, gap_mm=40, seed=2, size=SIZE)
+    img2, jc2 = course.render_posed_pair(flex=10, gap_mm=40, seed=2, size=SIZE)
     assert np.array_equal(img, img2) and np.array_equal(jc, jc2)
-    assert not np.array_equal(img, viz.render_posed_pair(flex=10, gap_mm=40, seed=3, size=SIZE)[0])
+    assert not np.array_equal(img, course.render_posed_pair(flex=10, gap_mm=40, seed=3, size=SIZE)[0])
 
 
 def test_render_posed_pair_overlap_hides_the_right_hand():
-    _, _, apart = viz.render_posed_pair(flex=30, gap_mm=30, seed=0, size=SIZE, return_info=True)
-    _, _, over = viz.render_posed_pair(flex=30, gap_mm=-80, seed=0, size=SIZE, return_info=True)
+    _, _, apart = course.render_posed_pair(flex=30, gap_mm=30, seed=0, size=SIZE, return_info=True)
+    _, _, over = course.render_posed_pair(flex=30, gap_mm=-80, seed=0, size=SIZE, return_info=True)
     assert over["occlusion"] > 0.1 > apart["occlusion"]
     assert (over["layer"] == 0).sum() < (apart["layer"] == 0).sum()  # fewer right-hand pixels
     assert over["joint_vis"][:21].sum() < apart["joint_vis"][:21].sum()
@@ -151,8 +151,8 @@ def test_render_posed_pair_overlap_hides_the_right_hand():
 
 
 def test_render_posed_pair_style_v2_is_the_same_scene_with_another_skin():
-    img1, jc1, info1 = viz.render_posed_pair(flex=20, gap_mm=30, seed=1, size=SIZE, return_info=True, style="v1")
-    img2, jc2, info2 = viz.render_posed_pair(flex=20, gap_mm=30, seed=1, size=SIZE, return_info=True, style="v2")
+    img1, jc1, info1 = course.render_posed_pair(flex=20, gap_mm=30, seed=1, size=SIZE, return_info=True, style="v1")
+    img2, jc2, info2 = course.render_posed_pair(flex=20, gap_mm=30, seed=1, size=SIZE, return_info=True, style="v2")
     assert np.array_equal(jc1, jc2)
     hand1, hand2 = info1["layer"] >= 0, info2["layer"] >= 0
     assert not (hand1 & ~hand2).any() and hand2.sum() > hand1.sum()  # the smooth skin covers the capsules and more
@@ -162,11 +162,11 @@ def test_render_posed_pair_style_v2_is_the_same_scene_with_another_skin():
         assert np.array_equal(img[~hand2], rd.random_background(rng, SIZE, style=style)[~hand2])
     assert np.abs(img1[hand1] - img2[hand1]).mean() > 0.02  # another shading
     with pytest.raises(ValueError, match="'v9'"):
-        viz.render_posed_pair(seed=1, size=SIZE, style="v9")
+        course.render_posed_pair(seed=1, size=SIZE, style="v9")
 
 
 def test_posed_pair_figure_and_image_and_3d():
-    fig = viz.posed_pair_figure(flex=[0, 10, 20, 30, 40], gap_mm=-60, seed=0, size=SIZE)
+    fig = course.posed_pair_figure(flex=[0, 10, 20, 30, 40], gap_mm=-60, seed=0, size=SIZE)
     assert "occlusion" in fig.layout.title.text
     assert [tr.type for tr in fig.data].count("image") == 1
     n2d = sum(tr.type == "scatter" for tr in fig.data)
@@ -178,7 +178,7 @@ def test_posed_pair_figure_and_image_and_3d():
 # Notebook 01: the renderer step by step
 # --------------------------------------------------------------------------- #
 def test_render_steps_reproduce_render_scene(scene_sample):
-    steps = viz.render_steps(scene_sample)
+    steps = course.render_steps(scene_sample)
     ref = synth.render_scene(scene_sample["scene"], scene_sample["focal"], scene_sample["princpt"], SIZE,
                              scene_sample["appearance"], scene_sample["background"], scene_sample["joints_cam"],
                              scene_sample["scene"].kinematics()[1])
@@ -189,13 +189,13 @@ def test_render_steps_reproduce_render_scene(scene_sample):
     assert np.all(np.isfinite(ras.depth[ras.layer >= 0])) and np.all(np.isinf(ras.depth[ras.layer < 0]))
     assert steps["final"] is scene_sample["image"]
     assert len(steps["primitives"]) == len(scene_sample["scene"].primitives(style="v1"))
-    fig = viz.render_steps_figure(scene_sample)
+    fig = course.render_steps_figure(scene_sample)
     assert len([ax for ax in fig.axes if ax.get_title()]) == 6
 
 
 def test_render_steps_of_a_v2_sample_use_its_skin_look():
     s = synth.render_sample(3, size=SIZE, hand_type="interacting", style="v2")
-    steps = viz.render_steps(s)
+    steps = course.render_steps(s)
     ref = synth.render_scene(s["scene"], s["focal"], s["princpt"], SIZE, s["appearance"], s["background"],
                              s["joints_cam"], s["scene"].kinematics()[1], look=s["look"])
     # the layers render_sample measured the occlusion and visibility on (its joints come back from the world frame)
@@ -204,7 +204,7 @@ def test_render_steps_of_a_v2_sample_use_its_skin_look():
     assert len(steps["primitives"]) == len(s["scene"].primitives()) > len(s["scene"].primitives(style="v1"))
     v1 = synth.render_scene(s["scene"], s["focal"], s["princpt"], SIZE, s["appearance"], s["background"])
     assert not np.allclose(steps["shaded"], v1["image"], atol=1e-2)
-    titles = [ax.get_title() for ax in viz.render_steps_figure(s).axes if ax.get_title()]
+    titles = [ax.get_title() for ax in course.render_steps_figure(s).axes if ax.get_title()]
     assert titles[-1] == "6. + shadow, camera effects"
 
 
@@ -212,19 +212,19 @@ def test_render_steps_of_a_v2_sample_use_its_skin_look():
 # Notebook 01: the InterHand2.6M files and augmentation
 # --------------------------------------------------------------------------- #
 def test_annotation_record_and_short_json(test_set):
-    rec = viz.annotation_record(course.data_dir(), "test", 2)
+    rec = course.annotation_record(course.data_dir(), "test", 2)
     assert set(rec["files"]) == {"data", "camera", "joint_3d"} and all(p.is_file() for p in rec["files"].values())
     assert rec["world_coord"].shape == (42, 3) and rec["camera"]["camrot"].shape == (3, 3)
     assert rec["image_path"].is_file() and rec["annotation"]["hand_type"] == test_set.hand_types[2]
-    parsed = json.loads(viz.short_json(rec["annotation"], max_items=3))
+    parsed = json.loads(course.short_json(rec["annotation"], max_items=3))
     assert len(parsed["joint_valid"]) == 4 and parsed["joint_valid"][-1] == "... (42 items)"
     assert parsed["bbox"][-1] == "... (4 items)" and parsed["hand_type"] == rec["annotation"]["hand_type"]
 
 
 def test_augmented_crop_identity_is_the_loader(test_set):
     for i in (0, 5):
-        rec = viz.annotation_record(course.data_dir(), "test", i)
-        mine, _, _ = viz.augmented_crop(rec, None, size=SIZE)
+        rec = course.annotation_record(course.data_dir(), "test", i)
+        mine, _, _ = course.augmented_crop(rec, None, size=SIZE)
         ref = test_set[i]
         for k in ("image", "joints_cam", "joints_img", "joint_valid", "joint_vis", "focal", "princpt"):
             assert torch.allclose(mine[k], ref[k], atol=1e-4), k
@@ -232,11 +232,11 @@ def test_augmented_crop_identity_is_the_loader(test_set):
 
 
 def test_augmented_crop_warp_agrees_with_the_virtual_camera():
-    rec = viz.annotation_record(course.data_dir(), "test", 1)
+    rec = course.annotation_record(course.data_dir(), "test", 1)
     flips = set()
     for epoch in range(6):
         params = sample_augment(AugmentConfig(rot_prob=1.0), seed=0, index=1, epoch=epoch)
-        s, geo, uv = viz.augmented_crop(rec, params, size=SIZE)
+        s, geo, uv = course.augmented_crop(rec, params, size=SIZE)
         warped = geo.transform_pixels(uv)  # the 2D warp of the original keypoints
         if geo.flip:
             warped = warped[sk.FLIP_PERM]
@@ -245,5 +245,5 @@ def test_augmented_crop_warp_agrees_with_the_virtual_camera():
                               atol=1e-3)
         flips.add(geo.flip)
     assert flips == {True, False}
-    fig = viz.augmentation_figure(rec, [AugmentParams(), AugmentParams(rot_deg=30.0, flip=True)], size=SIZE)
+    fig = course.augmentation_figure(rec, [AugmentParams(), AugmentParams(rot_deg=30.0, flip=True)], size=SIZE)
     assert len(fig.axes) == 3 and len(fig.axes[0].patches) == 2

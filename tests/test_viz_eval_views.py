@@ -1,13 +1,13 @@
-"""h2t_lib.viz.eval_views: training-curve figures and the evaluation breakdowns of notebooks 07-08."""
+"""h2t_lib.course.eval_views: training-curve figures and the evaluation breakdowns of notebooks 07-08."""
 import math
 
 import numpy as np
 import pytest
 
 from h2t_lib import skeleton as sk
-from h2t_lib.evaluate import evaluate
+from h2t_lib.engine.evaluate import evaluate
 from h2t_lib.metrics import per_joint_errors, per_sample_errors
-from h2t_lib.viz import eval_views as ev
+from h2t_lib.course import eval_views as ev
 
 
 # ---------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def test_project_prediction_of_the_ground_truth_is_joints_img():
 
 def test_failure_gallery_one_panel_per_row():
     from h2t_lib import course
-    from h2t_lib.evaluate import dataset_joints
+    from h2t_lib.engine.evaluate import dataset_joints
 
     ds = course.dataset("test")
     jc, jv = dataset_joints(ds)

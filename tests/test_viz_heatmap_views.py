@@ -1,4 +1,4 @@
-"""h2t_lib.viz.heatmap_views: a 2.5D heatmap target, its soft-argmax, and where each model spends compute."""
+"""h2t_lib.course.heatmap_views: a 2.5D heatmap target, its soft-argmax, and where each model spends compute."""
 import numpy as np
 import pytest
 import torch
@@ -6,10 +6,10 @@ import torch
 pytest.importorskip("matplotlib")
 
 from h2t_lib import skeleton as sk  # noqa: E402
-from h2t_lib.config import ModelConfig  # noqa: E402
+from h2t_lib.model.config import ModelConfig  # noqa: E402
 from h2t_lib.model import Handformer2T  # noqa: E402
 from h2t_lib.model.baseline import InterNetBaseline, InterNetConfig  # noqa: E402
-from h2t_lib.viz.heatmap_views import compute_split, heatmap_figure, soft_argmax, target_volume  # noqa: E402
+from h2t_lib.course.heatmap_views import compute_split, heatmap_figure, soft_argmax, target_volume  # noqa: E402
 
 
 def _sample(S=64):

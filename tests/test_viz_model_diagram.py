@@ -1,13 +1,13 @@
-"""h2t_lib.viz.model_diagram: the paper's Fig. 2 with shapes computed from the model."""
+"""h2t_lib.course.model_diagram: the paper's Fig. 2 with shapes computed from the model."""
 import dataclasses
 
 import pytest
 
 pytest.importorskip("matplotlib")
 
-from h2t_lib.config import ModelConfig  # noqa: E402
+from h2t_lib.model.config import ModelConfig  # noqa: E402
 from h2t_lib.model import Handformer2T  # noqa: E402
-from h2t_lib.viz.model_diagram import model_figure, model_shapes  # noqa: E402
+from h2t_lib.course.model_diagram import model_figure, model_shapes  # noqa: E402
 
 
 @pytest.fixture(scope="module")

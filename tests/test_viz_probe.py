@@ -1,8 +1,8 @@
-"""h2t_lib.viz.probe: reading a hand's 63 coordinates back from its token."""
+"""h2t_lib.course.probe: reading a hand's 63 coordinates back from its token."""
 import numpy as np
 import pytest
 
-from h2t_lib.viz.probe import _mpjpe, linear_probe, ridge_fit
+from h2t_lib.course.probe import _mpjpe, linear_probe, ridge_fit
 
 
 def _fake(n, d, seed, noise=0.0, informative=True):

@@ -1,5 +1,5 @@
-"""h2t_lib.viz.eval_views: the two wrist protocols side by side, and the change refinement makes."""
-from h2t_lib.viz.eval_views import protocols_table, refinement_changes
+"""h2t_lib.course.eval_views: the two wrist protocols side by side, and the change refinement makes."""
+from h2t_lib.course.eval_views import protocols_table, refinement_changes
 
 
 def _res(coarse, final, source):
@@ -50,7 +50,7 @@ def _preds(errors_mm, seed=0):
 def test_per_axis_errors_put_a_depth_error_on_z_only():
     import numpy as np
 
-    from h2t_lib.viz.eval_views import per_axis_errors
+    from h2t_lib.course.eval_views import per_axis_errors
 
     pr = _preds([7.0, 7.0])
     ex, ey, ez = per_axis_errors(pr["p"][0], pr["joints_cam"], pr["joint_valid"])
@@ -58,7 +58,7 @@ def test_per_axis_errors_put_a_depth_error_on_z_only():
 
 
 def test_ranked_samples_pick_best_median_and_worst():
-    from h2t_lib.viz.eval_views import ranked_samples
+    from h2t_lib.course.eval_views import ranked_samples
 
     rk = ranked_samples(_preds([30.0, 5.0, 80.0, 20.0, 40.0]))
     assert (rk["best"], rk["typical"], rk["worst"]) == (1, 0, 2)
@@ -67,7 +67,7 @@ def test_ranked_samples_pick_best_median_and_worst():
 def test_ranked_gallery_has_a_row_per_protocol():
     import numpy as np
 
-    from h2t_lib.viz.eval_views import ranked_gallery
+    from h2t_lib.course.eval_views import ranked_gallery
 
     pr = _preds([10.0, 20.0, 30.0])
     ds = [{"image": np.zeros((3, 32, 32)), "joints_img": np.full((42, 2), 16.0), "joints_cam": pr["joints_cam"][i],

@@ -1,4 +1,4 @@
-"""h2t_lib.viz.refine_views: the figures and data behind notebooks 05 (refiner) and 06 (losses)."""
+"""h2t_lib.course.refine_views: the figures and data behind notebooks 05 (refiner) and 06 (losses)."""
 import math
 
 import numpy as np
@@ -7,9 +7,9 @@ import torch
 
 from h2t_lib import skeleton as sk
 from h2t_lib.camera import cam_to_pixel
-from h2t_lib.config import ModelConfig
+from h2t_lib.model.config import ModelConfig
 from h2t_lib.losses import RealNVP
-from h2t_lib.viz import refine_views as rv
+from h2t_lib.course import refine_views as rv
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +30,10 @@ def preds(tiny):
 
 
 def test_all_names_exported():
-    import h2t_lib.viz as viz
+    from h2t_lib import course
 
     for name in rv.__all__:
-        assert getattr(viz, name) is getattr(rv, name)
+        assert getattr(course, name) is getattr(rv, name)
 
 
 def test_grid_to_cells_inverts_the_sampling_grid(tiny):

@@ -1,4 +1,4 @@
-"""Tests of h2t_lib.viz.results_views and h2t_lib.paper_tables (notebooks 09-10)."""
+"""Tests of h2t_lib.course.results_views and h2t_lib.paper_tables (notebooks 09-10)."""
 from __future__ import annotations
 
 import json
@@ -13,12 +13,12 @@ import torch  # noqa: E402
 from fixtures import make_interhand_fixture  # noqa: E402
 
 from h2t_lib import paper_tables as pt  # noqa: E402
-from h2t_lib.viz import results_views as rv  # noqa: E402
+from h2t_lib.course import results_views as rv  # noqa: E402
 
 
 # ------------------------------------------------------------------ paper tables
 def test_paper_sizes_match_config():
-    from h2t_lib.config import PAPER_SIZES_M
+    from h2t_lib.model.config import PAPER_SIZES_M
 
     for r in pt.TABLE5:
         assert PAPER_SIZES_M[(r["preset"], "hand")] == r["size_m"]
@@ -205,7 +205,7 @@ def test_folder_tree(tmp_path):
 
 @pytest.fixture(scope="module")
 def fixture_data(tmp_path_factory):
-    from h2t_lib.config import ModelConfig
+    from h2t_lib.model.config import ModelConfig
     from h2t_lib.data import InterHand26M
     from h2t_lib.model import Handformer2T
 
@@ -217,7 +217,7 @@ def fixture_data(tmp_path_factory):
 
 
 def test_original_view_and_predict_match_the_loader(fixture_data):
-    from h2t_lib.predict import predict_image, square_box
+    from h2t_lib.engine.predict import predict_image, square_box
 
     gt, ds, model = fixture_data
     v = rv.original_view(ds, 0)
@@ -265,7 +265,7 @@ def test_focal_sweep_depth_scales_with_focal(fixture_data):
 
 def test_mmd_switch_read_from_the_loss_overrides_of_ablate():
     # python -m h2t_lib ablate writes MMD on/off into the row's "loss", the rest into "config"
-    from h2t_lib.viz import results_views as rv
+    from h2t_lib.course import results_views as rv
 
     off = {"table": "4", "row": "MMD - / PQE + / KGFF +", "config": {"dim": 64}, "loss": {"use_mmd": False}}
     on = {"table": "4", "row": "MMD + / PQE - / KGFF -", "config": {"dim": 64, "use_pqe": False, "use_kgff": False},

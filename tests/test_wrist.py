@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from h2t_lib.camera import cam_to_pixel
-from h2t_lib.config import ModelConfig
+from h2t_lib.model.config import ModelConfig
 from h2t_lib.losses import Handformer2TLoss, LossConfig, gaussian_heatmaps, hands_absent, heatmap_mse
 from h2t_lib.model import Handformer2T
 from h2t_lib.model.batch import perturb_wrists
@@ -147,7 +147,7 @@ def test_heatmap_wrist_head_sets_the_wrists_pixel_and_learns():
 
 
 def test_a_checkpoint_from_before_the_wrist_head_loads_and_predicts_as_before(tmp_path):
-    from h2t_lib.checkpoint import load_checkpoint, save_checkpoint
+    from h2t_lib.engine.checkpoint import load_checkpoint, save_checkpoint
 
     model = Handformer2T(TINY).eval()
     path = save_checkpoint(tmp_path / "old.pt", model)
@@ -167,9 +167,9 @@ def test_a_checkpoint_from_before_the_wrist_head_loads_and_predicts_as_before(tm
 
 
 def test_init_refuses_changes_that_change_what_the_weights_mean(tmp_path):
-    from h2t_lib.checkpoint import save_checkpoint
-    from h2t_lib.train_config import TrainConfig
-    from h2t_lib.train_state import build
+    from h2t_lib.engine.checkpoint import save_checkpoint
+    from h2t_lib.engine.config import TrainConfig
+    from h2t_lib.engine.state import build
 
     save_checkpoint(tmp_path / "a.pt", Handformer2T(TINY))
     for change in ({"dim": 64}, {"image_size": 128}):
@@ -179,7 +179,7 @@ def test_init_refuses_changes_that_change_what_the_weights_mean(tmp_path):
 
 
 def test_wrist_stats_and_the_footer():
-    from h2t_lib.evaluate import wrist_stats
+    from h2t_lib.engine.evaluate import wrist_stats
 
     px = np.array([[2.0, np.nan], [12.0, 4.0], [30.0, 6.0]])
     s = wrist_stats(px)
@@ -216,9 +216,9 @@ def test_residual_refiner_starts_as_the_identity():
 
 
 def test_init_with_a_new_wrist_head_keeps_every_trained_weight(tmp_path, capsys):
-    from h2t_lib.checkpoint import save_checkpoint
-    from h2t_lib.train_config import TrainConfig
-    from h2t_lib.train_state import build
+    from h2t_lib.engine.checkpoint import save_checkpoint
+    from h2t_lib.engine.config import TrainConfig
+    from h2t_lib.engine.state import build
 
     src = Handformer2T(TINY)
     with torch.no_grad():
@@ -256,9 +256,9 @@ def test_precision_choice(monkeypatch):
 
 
 def test_a_bf16_run_says_so_and_trains_in_bf16(interhand_dir, tmp_path, monkeypatch):
-    from h2t_lib.train import TrainConfig, train
+    from h2t_lib.engine.train import TrainConfig, train
 
-    import h2t_lib.train as train_module
+    import h2t_lib.engine.train as train_module
 
     seen = []
     real = train_module.forward

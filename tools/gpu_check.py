@@ -44,7 +44,7 @@ TINY = {"preset": "tiny", "device": "cpu", "batches": (2, 4), "warmup": 1, "step
 def versions() -> dict:
     import torch
 
-    from h2t_lib.bench import has_thop
+    from h2t_lib.engine.bench import has_thop
 
     out = {"python": sys.version.split()[0], "executable": sys.executable, "torch": torch.__version__,
            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(), "cpus": os.cpu_count(),
@@ -74,9 +74,9 @@ def train_step(s: dict) -> dict:
     """images/s of the preset's TrainStep at each batch size (see the module docstring, step 2)."""
     import torch
 
-    from h2t_lib.env import usable_device
-    from h2t_lib.train import MixedPrecision, TrainConfig, TrainStep
-    from h2t_lib.train_state import build
+    from h2t_lib.apps.env import usable_device
+    from h2t_lib.engine.train import MixedPrecision, TrainConfig, TrainStep
+    from h2t_lib.engine.state import build
 
     device = usable_device(s["device"])
     cfg = TrainConfig.preset(s["preset"])
@@ -126,7 +126,7 @@ def workers_for(s: dict) -> int:
 
 def render_loader(s: dict) -> dict:
     from h2t_lib.data.stream import SynthStream
-    from h2t_lib.train_speed import loader_speed
+    from h2t_lib.engine.train_speed import loader_speed
 
     w, b = workers_for(s), s["loader_batch"]
     batches = max(2, 4 * w)  # past the first round of prefetched batches: the steady rate
@@ -141,7 +141,7 @@ def folder_loader(s: dict, folder: Path) -> dict:
     import torch
 
     from h2t_lib.data.loading import open_dataset
-    from h2t_lib.train_speed import loader_speed
+    from h2t_lib.engine.train_speed import loader_speed
 
     w, b = workers_for(s), s["loader_batch"]
     batches = max(2, 4 * w)
@@ -187,8 +187,8 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(1)
-    from h2t_lib.cli import UserError
-    from h2t_lib.env import check_packages, describe, usable_device
+    from h2t_lib.errors import UserError
+    from h2t_lib.apps.env import check_packages, describe, usable_device
 
     try:  # no usable GPU (or torch too old): one line, exit 2, before anything is measured
         check_packages()

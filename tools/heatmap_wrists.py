@@ -12,10 +12,10 @@ import sys
 import torch
 
 from h2t_lib.camera import cam_to_pixel
-from h2t_lib.checkpoint import load_checkpoint
+from h2t_lib.engine.checkpoint import load_checkpoint
 from h2t_lib.data.loading import open_dataset, subset
-from h2t_lib.train_config import TrainConfig
-from h2t_lib.train_state import _criterion
+from h2t_lib.engine.config import TrainConfig
+from h2t_lib.engine.state import _criterion
 
 
 def main(ckpt, data, split="val", n=200):

@@ -20,7 +20,7 @@ def main(argv=None) -> int:
     import torch
 
     from h2t_lib.data.stream import SynthStream
-    from h2t_lib.train_speed import loader_speed
+    from h2t_lib.engine.train_speed import loader_speed
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=256, help="crop and render side, px (default 256)")

@@ -38,6 +38,16 @@ KINDS = ("camera", "blur2", "gray")
 PARTS = ("shading", "camera", "blend")
 
 
+def _set(name, value):
+    """Replace ``name`` in every module of the synth package that holds it (the package re-exports its modules' names)."""
+    import importlib
+
+    for part in ("", ".rig", ".primitives", ".raster", ".blended", ".shading", ".backgrounds", ".scene", ".sample", ".dataset"):
+        module = importlib.import_module("h2t_lib.data.synth" + part)
+        if hasattr(module, name):
+            setattr(module, name, value)
+
+
 def probe(src, dst, kind, seed=0):
     src, dst = Path(src), Path(dst)
     if not (src / "images").is_dir():
@@ -65,7 +75,7 @@ def _v1_camera(image, rng):
     from h2t_lib.data import synth
 
     pil = Image.fromarray((np.asarray(image) * 255 + 0.5).astype(np.uint8))
-    pil = Image.blend(pil, pil.filter(synth._SMOOTH), rng.uniform(0.3, 1.0))
+    pil = Image.blend(pil, pil.filter(synth.rig._SMOOTH), rng.uniform(0.3, 1.0))
     amp = int(rng.integers(2, 8))
     noise = rng.integers(-amp, amp + 1, size=(image.shape[0], image.shape[1], 3), dtype=np.int16)
     return np.clip(np.asarray(pil, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
@@ -74,7 +84,7 @@ def _v1_camera(image, rng):
 def render_without(dst, without, seed, interacting_frac, num=300, size=256, split="test"):
     """Write a style-v2 dataset with the parts in ``without`` (a subset of :data:`PARTS`) turned off,
     in this process (the switches are module attributes, so no worker processes)."""
-    from h2t_lib.data import render as rd
+    from h2t_lib.data import synth as rd
     from h2t_lib.data import synth
 
     bad = set(without) - set(PARTS)
@@ -85,15 +95,16 @@ def render_without(dst, without, seed, interacting_frac, num=300, size=256, spli
         def plain_look(rng, size, finger_radius=8.0):
             look = sample_look(rng, size, finger_radius)  # the same draws, then neutral values
             return dataclasses.replace(look, wrap=0.0, sss=0.0, crease=0.0, flush=0.0, mottle=None, ao=0.0)
-        rd.sample_skin_look = plain_look
+        _set("sample_skin_look", plain_look)
     if "camera" in without:
-        synth.camera_effects = _v1_camera
+        _set("camera_effects", _v1_camera)
     if "blend" in without:
-        rd.rasterize_blended = lambda prims, focal, princpt, size, blend, **kw: rd.rasterize(prims, focal, princpt, size)
+        _set("rasterize_blended", lambda prims, focal, princpt, size, blend, **kw: rd.rasterize(prims, focal, princpt, size))
     try:
         return synth.write_dataset(dst, split, num, size, seed, interacting_frac, progress=False, style="v2")
     finally:
-        rd.sample_skin_look, rd.rasterize_blended = sample_look, rasterize_blended
+        _set("sample_skin_look", sample_look)
+        _set("rasterize_blended", rasterize_blended)
 
 
 def image_factors(report, seed, interacting_frac, style, size=256, split="test"):

@@ -53,7 +53,7 @@ class _NoPatterns:
         self.rng = rng
 
     def choice(self, a, *args, **kw):
-        from h2t_lib.data.render import PATTERN_STANDINS
+        from h2t_lib.data.synth import PATTERN_STANDINS
 
         out = self.rng.choice(a, *args, **kw)
         if isinstance(a, list) and "checker" in a:
@@ -64,10 +64,20 @@ class _NoPatterns:
         return getattr(self.rng, attr)
 
 
+def _set(name, value):
+    """Replace ``name`` in every module of the synth package that holds it (the package re-exports its modules' names)."""
+    import importlib
+
+    for part in ("", ".rig", ".primitives", ".raster", ".blended", ".shading", ".backgrounds", ".scene", ".sample", ".dataset"):
+        module = importlib.import_module("h2t_lib.data.synth" + part)
+        if hasattr(module, name):
+            setattr(module, name, value)
+
+
 def apply(variant: str) -> None:
     """Patch one named variant (see the module docstring) into the renderer; ValueError if unknown."""
     from h2t_lib.data import hand_model as hm
-    from h2t_lib.data import render as rd
+    from h2t_lib.data import synth as rd
     from h2t_lib.data import synth
 
     name = variant.rstrip("0123456789.")
@@ -82,11 +92,11 @@ def apply(variant: str) -> None:
             out = twin(f, copy.deepcopy(rng), size, skin, style)
             f(rng, size, skin, style)
             return out
-        rd.random_background = background
+        _set("random_background", background)
 
     def wrap_look(edit):
         f = rd.sample_skin_look
-        rd.sample_skin_look = lambda rng, size, finger_radius=8.0: edit(f(rng, size, finger_radius))
+        _set("sample_skin_look", lambda rng, size, finger_radius=8.0: edit(f(rng, size, finger_radius)))
 
     def wrap_app(edit):
         f = rd.sample_appearance
@@ -95,7 +105,7 @@ def apply(variant: str) -> None:
             app = f(rng)
             edit(app)
             return app
-        rd.sample_appearance = g
+        _set("sample_appearance", g)
 
     if name == "noao":
         wrap_look(lambda look: dataclasses.replace(look, ao=0.0))
@@ -109,14 +119,14 @@ def apply(variant: str) -> None:
         hm.TEMPLATE_RADII[0] *= k
     elif name == "palmthick":
         f_palm = rd.palm_radius
-        rd.palm_radius = lambda radii, *a, **kw: k * f_palm(radii, *a, **kw)
+        _set("palm_radius", lambda radii, *a, **kw: k * f_palm(radii, *a, **kw))
     elif name == "forearm":
         f_arm = rd.forearm_primitive
 
         def arm(*a, **kw):
             p = f_arm(*a, **kw)
             return dataclasses.replace(p, ra=p.ra * k, rb=p.rb * k)
-        rd.forearm_primitive = arm
+        _set("forearm_primitive", arm)
     elif name == "palmlift":
         wrap_app(lambda app: setattr(app, "palm", np.clip(app.skin + k / 0.4 * (app.palm - app.skin), 0, 1)))
     elif name == "amb":
@@ -136,16 +146,16 @@ def apply(variant: str) -> None:
 
             def __getattr__(self, attr):
                 return getattr(self.rng, attr)
-        synth.camera_effects = lambda image, rng: f_cam(image, FirstGainsScaled(rng))
+        _set("camera_effects", lambda image, rng: f_cam(image, FirstGainsScaled(rng)))
     elif name == "noshadow":
         f_sh = rd.cast_shadow
-        rd.cast_shadow = lambda img, mask, offset, strength, blur: f_sh(img, mask, offset, 0.0, blur)
+        _set("cast_shadow", lambda img, mask, offset, strength, blur: f_sh(img, mask, offset, 0.0, blur))
     elif name == "bggray":
         f_bg = rd.random_background
-        rd.random_background = lambda rng, size, skin=None, style="v1": f_bg(rng, size, skin, style) * 0 + np.float32(0.5)
+        _set("random_background", lambda rng, size, skin=None, style="v1": f_bg(rng, size, skin, style) * 0 + np.float32(0.5))
     elif name == "bgnopat":
         f_bg2 = rd.random_background
-        rd.random_background = lambda rng, size, skin=None, style="v1": f_bg2(_NoPatterns(rng), size, skin, style)
+        _set("random_background", lambda rng, size, skin=None, style="v1": f_bg2(_NoPatterns(rng), size, skin, style))
     elif name == "bgplain":
         paired_background(lambda f, rng, size, skin, style: f(_NoPatterns(rng), size, skin, style))
     elif name == "bgpatterns":
@@ -162,7 +172,7 @@ def apply(variant: str) -> None:
                               np.asarray(background).repeat(2, 0).repeat(2, 1), joints, dorsal, sh2, look2)
                 out["image"] = big["image"].reshape(size, 2, size, 2, 3).mean((1, 3))
             return out
-        synth.render_scene = scene2
+        _set("render_scene", scene2)
     elif name == "web":
         f_vol = rd.palm_volumes
 
@@ -173,10 +183,10 @@ def apply(variant: str) -> None:
                 p, q = (j[ch[g][1]] + k * (j[ch[g][2]] - j[ch[g][1]]) - 0.2 * radii[g, 1] * z for g in (f, f + 1))
                 rows.append((rd.CAPSULE, p, q, q, 0.6 * radii[f, 1], 0.6 * radii[f + 1, 1]))
             return rows
-        rd.palm_volumes = volumes
+        _set("palm_volumes", volumes)
     elif name == "vol":
         f_v = rd.palm_volumes
-        rd.palm_volumes = lambda *a: [(kd, p, q, c, k * ra, k * rb) for kd, p, q, c, ra, rb in f_v(*a)]
+        _set("palm_volumes", lambda *a: [(kd, p, q, c, k * ra, k * rb) for kd, p, q, c, ra, rb in f_v(*a)])
     elif name == "spread":
         b = hm.TEMPLATE_BASES
         b[1:, 0] = b[2, 0] + (b[1:, 0] - b[2, 0]) * k

@@ -24,7 +24,10 @@ RHD_SPLITS = (("train", "training"), ("test", "evaluation"))
 
 
 def detect_format(root) -> str:
-    """'interhand' (an ``annotations/`` folder) or 'rhd' (``<split>/anno_<split>.pickle``) for a dataset folder."""
+    """'interhand' (an ``annotations/`` folder) or 'rhd' (``<split>/anno_<split>.pickle``) for a dataset folder.
+
+    Used in notebook 10.
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {root}")
@@ -66,6 +69,8 @@ def load_dataset(root, split: str, image_size: int = 256, augment: bool = False,
     "machine_annot" | "v1.0" (see :class:`InterHand26M`). ``kwargs`` go to the dataset class (e.g.
     ``image_check`` for InterHand2.6M, ``hands`` / ``keypoints`` for RHD, ``seed``, ``bbox_scale``,
     ``augment_config``).
+
+    Used in notebook 10.
     """
     fmt = detect_format(root)
     if fmt == "rhd":

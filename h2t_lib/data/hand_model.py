@@ -105,6 +105,7 @@ BONE_JITTER = 0.04
 # Rotations
 # --------------------------------------------------------------------------- #
 def rot_x(deg: float) -> np.ndarray:
+    """(3, 3) rotation by ``deg`` degrees about the x axis. Used in notebook 01."""
     c, s = np.cos(np.deg2rad(deg)), np.sin(np.deg2rad(deg))
     return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
 
@@ -115,6 +116,7 @@ def rot_y(deg: float) -> np.ndarray:
 
 
 def rot_z(deg: float) -> np.ndarray:
+    """(3, 3) rotation by ``deg`` degrees about the z axis. Used in notebook 01."""
     c, s = np.cos(np.deg2rad(deg)), np.sin(np.deg2rad(deg))
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
@@ -198,6 +200,8 @@ class HandShape:
     lengths: (5, 3) segment lengths of each finger from its base outwards
     radii:   (5, 5) capsule radii per finger (wrist end, base, joint 2, joint 3, tip)
     scale:   the overall scale this shape was drawn with (informative)
+
+    Used in notebook 01.
     """
 
     bases: np.ndarray
@@ -226,6 +230,8 @@ class HandPose:
     opposition: thumb swing in front of the palm (0 = in the palm plane, 90 = opposed)
     rotation:   (3,) Euler angles (rx, ry, rz): R = Rz Ry Rx maps the hand frame to the scene
     wrist:      (3,) wrist position in the scene (camera) frame, mm
+
+    Used in notebook 01.
     """
 
     flexion: np.ndarray = field(default_factory=lambda: np.zeros((5, 3)))
@@ -284,6 +290,8 @@ def sample_hand_pose(rng: np.random.Generator, closure: float | None = None, rot
     per-finger variation; sometimes one or two fingers stay extended (pointing,
     "V" signs). DIP flexion is coupled to PIP (about 2/3), as in real fingers.
     ``rotation`` (3,) degrees and ``wrist`` (3,) mm default to zero.
+
+    Used in notebook 01.
     """
     if closure is None:
         mode = rng.uniform()
@@ -364,7 +372,10 @@ def forward_kinematics(pose: HandPose, shape: HandShape, side: str = "right"):
 
 
 def hand_joints(pose: HandPose, shape: HandShape, side: str = "right") -> np.ndarray:
-    """The 21 joints (tip first, wrist last) of one hand in the scene frame, mm. (21, 3)"""
+    """The 21 joints (tip first, wrist last) of one hand in the scene frame, mm. (21, 3)
+
+    Used in notebook 01.
+    """
     return forward_kinematics(pose, shape, side)[0]
 
 

@@ -16,7 +16,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["open_dataset", "available_splits", "pick_val_split", "subset", "add_data_arguments", "auto_workers",
+__all__ = ["open_dataset", "available_splits", "pick_val_split", "subset", "auto_workers",
            "epoch_seed", "make_loader", "to_device", "EpochSampler", "EpochDataset", "passes"]
 
 
@@ -77,17 +77,6 @@ def pick_val_split(root, val_split: str, train_split: str, annot_subset: str = "
         if split in present and split != train_split:
             return split
     return None
-
-
-
-def add_data_arguments(p) -> None:
-    """--annot-subset and --image-check (InterHand2.6M files; docs/your_data.md), shared with eval."""
-    p.add_argument("--annot-subset", default=None, metavar="NAME",
-                   help="InterHand2.6M annotation folder: all | human_annot | machine_annot | v1.0 "
-                        "(annotations/<split>/); default: the one folder holding the split")
-    p.add_argument("--image-check", default=None, choices=("error", "warn"),
-                   help="an InterHand2.6M image whose size differs from its annotation: error (default) or warn "
-                        "and use it as it is")
 
 
 def subset(dataset, n: int):

@@ -22,7 +22,7 @@ batch, so one worker renders it once.
 What it differs in from the folder written by ``python -m h2t_lib synth``: no JPEG round trip (the
 crop reads the rendered pixels), and the images are other images (another seed sequence).
 
-``python -m h2t_lib train --render ...`` trains on it (see :mod:`h2t_lib.train`); docs/scale.md has
+``python -m h2t_lib train --render ...`` trains on it (see :mod:`h2t_lib.engine.train`); docs/scale.md has
 its speed against a GPU's.
 """
 from __future__ import annotations
@@ -69,7 +69,7 @@ class SynthStream(torch.utils.data.Dataset):
 
         super().__init__()
         render_size = int(render_size or image_size)
-        synth._check_args(num, render_size, interacting_frac, occlusion, split, style)
+        synth.dataset._check_args(num, render_size, interacting_frac, occlusion, split, style)
         if int(image_size) < 8:
             raise ValueError(f"image_size must be at least 8 pixels, got {image_size}")
         if int(seed) < 0:

@@ -51,6 +51,8 @@ def process_bbox(bbox, scale: float = 1.25, aspect_ratio: float = 1.0) -> np.nda
     Keep the centre, grow the shorter side to the aspect ratio (w / h = 1 for a square
     256x256 input), then multiply both sides by ``scale`` (1.25).
     bbox: (x, y, w, h) pixels -> (4,) float64 (x, y, w, h).
+
+    Used in notebook 01.
     """
     x, y, w, h = (float(v) for v in np.asarray(bbox, dtype=np.float64).reshape(4))
     cx, cy = x + w / 2.0, y + h / 2.0
@@ -74,7 +76,10 @@ def bbox_of_points(uv) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Ranges of InterNet's training augmentation (its ``get_aug_config``), which Handformer2T reuses."""
+    """Ranges of InterNet's training augmentation (its ``get_aug_config``), which Handformer2T reuses.
+
+    Used in notebook 01.
+    """
 
     scale_factor: float = 0.25  # s = 1 + clip(N(0,1), -1, 1) * scale_factor; s > 1 shows more context (zoom out)
     rot_factor: float = 45.0  # degrees: a = clip(N(0,1), -2, 2) * rot_factor ...
@@ -100,6 +105,8 @@ def sample_augment(cfg: AugmentConfig, seed: int, index: int, epoch: int) -> Aug
 
     A fresh ``numpy`` generator per sample, seeded by the triple, makes the draw
     independent of worker count, batch order and anything else that ran before.
+
+    Used in notebook 01.
     """
     for name, v in (("seed", seed), ("index", index), ("epoch", epoch)):
         if int(v) < 0:

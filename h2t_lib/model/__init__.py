@@ -1,6 +1,6 @@
 """The Handformer2T model (paper Sec. 3) and its parts.
 
-    from h2t_lib.config import ModelConfig
+    from h2t_lib.model.config import ModelConfig
     from h2t_lib.model import Handformer2T
     model = Handformer2T(ModelConfig.preset("tiny"))
 

@@ -18,7 +18,7 @@ import torch
 import torchvision
 from torch import nn
 
-from h2t_lib.config import BACKBONE_CHANNELS, LEVEL_STRIDES
+from h2t_lib.model.config import BACKBONE_CHANNELS, LEVEL_STRIDES
 
 #: ImageNet statistics, for the normalisation done inside the backbone (images arrive in [0, 1])
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

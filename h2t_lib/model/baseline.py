@@ -50,7 +50,10 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass
 class InterNetConfig:
-    """Hyper-parameters of the heatmap baseline. ``InterNetConfig.preset("paper")`` is InterNet's setting."""
+    """Hyper-parameters of the heatmap baseline. ``InterNetConfig.preset("paper")`` is InterNet's setting.
+
+    Used in notebook 02.
+    """
 
     image_size: int = 256  # S, input crop side (pixels); a multiple of 32
     backbone: str = "resnet50"  # "resnet18" | "resnet34" | "resnet50"
@@ -233,6 +236,8 @@ class InterNetBaseline(nn.Module):
     Returns ``p`` [(B, 42, 3)] root-relative mm (one stage), ``u`` [(B, 42, 1) ones], ``root`` (B, 2, 3)
     and the raw read-outs the loss needs: ``joints_grid`` (B, 42, 3) voxels, ``rel_root_bins`` (B,),
     ``hand_logits`` (B, 2) (right, left present), plus ``hand_prob``, ``joints_img``, ``rel_root_depth``.
+
+    Used in notebook 02.
     """
 
     def __init__(self, cfg: Optional[InterNetConfig] = None):

@@ -13,7 +13,10 @@ from h2t_lib.skeleton import ROOT_INDEX
 
 
 def gt_roots(batch: dict) -> torch.Tensor:
-    """(B, 2, 3) ground-truth wrists (right, left) in camera mm, for root_source="gt"."""
+    """(B, 2, 3) ground-truth wrists (right, left) in camera mm, for root_source="gt".
+
+    Used in notebooks 02, 04 and 05.
+    """
     return batch["joints_cam"][:, [ROOT_INDEX["right"], ROOT_INDEX["left"]]]
 
 
@@ -42,6 +45,8 @@ def forward(model, batch: dict, root_source: Optional[str] = None, pred_root_fra
     N(0, root_noise_px^2) crop pixels per axis, at their own depth (:func:`perturb_wrists`), so KGFF learns
     to refine around a wrist that is a few pixels off, as a predicted one is.
     Returns the model's output: {"p": [N x (B, 42, 3)] mm, "u": [N x (B, 42, 1)], "root": (B, 2, 3) mm}.
+
+    Used in notebook 06.
     """
     source = root_source or model.cfg.root_source
     root_cam = gt_roots(batch) if source == "gt" else None

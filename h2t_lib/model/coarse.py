@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from h2t_lib.camera import pixel_to_cam
-from h2t_lib.config import ModelConfig
+from h2t_lib.model.config import ModelConfig
 from h2t_lib.model.tokenizer import TokenMLP, build_tokenizer
 from h2t_lib.skeleton import JOINTS_PER_HAND, NUM_JOINTS
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from h2t_lib.config import ModelConfig
+from h2t_lib.model.config import ModelConfig
 from h2t_lib.model.backbone import ResNetBackbone
 
 

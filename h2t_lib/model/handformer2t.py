@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from h2t_lib.config import ModelConfig
+from h2t_lib.model.config import ModelConfig
 from h2t_lib.model.coarse import CoarsePredictor, RootHead
 from h2t_lib.model.feature_extractor import FeatureExtractor
 from h2t_lib.model.refiner import RefineStage

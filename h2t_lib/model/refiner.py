@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from h2t_lib.camera import cam_to_pixel
-from h2t_lib.config import ModelConfig
+from h2t_lib.model.config import ModelConfig
 from h2t_lib.model.coarse import PoseHead, SelfAttentionLayer, _ffn, tokens_to_hands
 from h2t_lib.model.feature_extractor import fixed_generator
 from h2t_lib.model.tokenizer import TokenMLP, build_tokenizer

@@ -74,7 +74,10 @@ class TokenMLP(nn.Module):
 
 
 class HandTokenizer(nn.Module):
-    """Eq. 6: two shallow MLPs, f_i (B, c_i*) -> E_i (B, 2, c_e); token 0 = right hand, 1 = left hand."""
+    """Eq. 6: two shallow MLPs, f_i (B, c_i*) -> E_i (B, 2, c_e); token 0 = right hand, 1 = left hand.
+
+    Used in notebook 03.
+    """
 
     num_tokens = 2
 
@@ -87,7 +90,10 @@ class HandTokenizer(nn.Module):
 
 
 class JointTokenizer(nn.Module):
-    """Keypoint-level tokens (Table 6): 42 shallow MLPs, f_i (B, c_i*) -> E_i (B, 42, c_e), joint order."""
+    """Keypoint-level tokens (Table 6): 42 shallow MLPs, f_i (B, c_i*) -> E_i (B, 42, c_e), joint order.
+
+    Used in notebook 03.
+    """
 
     num_tokens = NUM_JOINTS
 

@@ -27,6 +27,8 @@ def setup_notebook(renderer: str = "h2t") -> bool:
 
     The default ``"h2t"`` renderer (:mod:`h2t_lib.viz.static`) puts a PNG of each plotly figure in
     the same output as the rotatable one, so the committed notebooks show it without a kernel.
+
+    Used in every notebook (00-10).
     """
     import plotly.io as pio
 
@@ -99,6 +101,8 @@ def hands_figure_3d(poses, valid=None, title: str | None = None, height: int = 4
     poses: a (42, 3) array, or a dict ``{name: (42, 3)}`` (e.g. ``{"ground truth": gt, "refined": p}``),
     drawn solid, dashed, dotted, ... in that order. The scene keeps true proportions
     (``aspectmode="data"``) and starts looking from the camera (y down, z into the screen).
+
+    Used in notebooks 01 and 04.
     """
     import plotly.graph_objects as go
 
@@ -144,6 +148,8 @@ def sample_figure(sample: dict, title: str | None = None, height: int = 380):
     ``joints_cam``, ``joint_valid``). The 3D view is root-relative per hand (each wrist at 0),
     the frame the model predicts in; the two hands are placed side by side (right at x = -80 mm,
     left at x = +80 mm as the image shows them) so they do not overlap.
+
+    Used in notebook 00.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
