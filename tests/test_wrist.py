@@ -270,13 +270,14 @@ def test_a_bf16_run_says_so_and_trains_in_bf16(interhand_dir, tmp_path, monkeypa
 
     monkeypatch.setattr(train_module, "forward", spy)
     cfg = TrainConfig.preset("tiny", epochs=1, steps_per_epoch=2, precision="bf16",
-                             model={"wrist_head": "heatmap"}, root_noise_px=3.0)
+                             model={"wrist_head": "heatmap", "hand_presence": True}, root_noise_px=3.0)
     history = train(cfg, interhand_dir, tmp_path / "run", device="cpu", progress=False)
     assert history["precision"] == "bf16" and seen[:2] == [torch.bfloat16, torch.bfloat16]
     assert json.loads((tmp_path / "run" / "log.json").read_text())["precision"] == "bf16"
     row = history["epochs"][-1]
     assert np.isfinite(row["train_wrist_heatmap"]) and np.isfinite(row["val_wrist_px"])
-    assert "val_pred_mpjpe_stage2" in row
+    assert "val_pred_mpjpe_stage2" in row and np.isfinite(row["train_presence"])
+    assert 0.0 <= row["val_hand_named"] <= 1.0 and "val_wrist_own_side" in row  # NaN if no interacting sample
 
 
 def test_presence_head_targets_follow_the_hands_in_the_image_and_it_learns():
@@ -299,7 +300,7 @@ def test_presence_head_targets_follow_the_hands_in_the_image_and_it_learns():
     plain = Handformer2T(TINY).state_dict()
     assert all(torch.equal(v, Handformer2T(cfg).state_dict()[k]) for k, v in plain.items())
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    first = float(bce)
+    first = float(bce.detach())
     for _ in range(30):
         loss = crit(model(b["image"], b["focal"], b["princpt"]), b)["presence"]
         opt.zero_grad()
@@ -307,3 +308,25 @@ def test_presence_head_targets_follow_the_hands_in_the_image_and_it_learns():
         opt.step()
     assert float(loss) < 0.5 * first
     assert "presence_head" in count_parameters(model)["components"]
+
+
+def test_handedness_stats_count_wrists_on_their_own_hand_and_the_hand_named():
+    from h2t_lib.engine.evaluate import format_table, handedness_stats
+
+    focal, princpt = np.full((4, 2), 100.0), np.full((4, 2), 32.0)
+    joints = np.zeros((4, 42, 3))
+    joints[:, :21] = [-40.0, 0.0, 400.0]  # right hand on the image's left, left hand on its right
+    joints[:, 21:] = [40.0, 0.0, 400.0]
+    root = joints[:, [20, 41]].copy()
+    root[1] = root[1, ::-1]  # sample 1: the two wrists swapped
+    root[2, 1] = root[2, 0] + [5.0, 0.0, 0.0]  # sample 2: both wrists on the right hand
+    pred = {"root": root, "joints_cam": joints, "joint_valid": np.ones((4, 42)), "focal": focal, "princpt": princpt,
+            "hand_type": np.array(["interacting", "interacting", "interacting", "right"], dtype=object)}
+    s = handedness_stats(pred)
+    assert s["wrist_own_side"] == pytest.approx(3 / 6) and np.isnan(s["hand_named"])  # 2 + 0 + 1 of 6 wrists
+    pred["presence"] = np.array([[0.0, 0.0]] * 3 + [[2.0, -1.0]])
+    assert handedness_stats(pred)["hand_named"] == 1.0
+    pred["presence"][3] = [-1.0, 2.0]
+    assert handedness_stats(pred)["hand_named"] == 0.0
+    pred["hand_type"][:] = "right"
+    assert np.isnan(handedness_stats(pred)["wrist_own_side"])

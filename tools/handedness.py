@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from h2t_lib.data.loading import open_dataset  # noqa: E402
-from h2t_lib.evaluate import load_model  # noqa: E402
+from h2t_lib.engine.evaluate import load_model  # noqa: E402
 from h2t_lib.skeleton import ROOT_INDEX  # noqa: E402
 
 

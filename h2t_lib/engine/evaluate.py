@@ -73,7 +73,8 @@ def predict_dataset(
         {"p": (N, M, 42, 3) root-relative mm per stage, "sigma": (N, M, 42) mm per stage,
         "root": (M, 2, 3) predicted wrists, camera mm, "joints_cam": (M, 42, 3) ground truth,
         "joint_valid": (M, 42), "joint_vis": (M, 42), "hand_type": (M,) str, "occlusion": (M,)
-        (NaN for real data), "index": (M,), "focal", "princpt": (M, 2) crop intrinsics, pixels}.
+        (NaN for real data), "index": (M,), "focal", "princpt": (M, 2) crop intrinsics, pixels}; with our
+        hand presence head (``hand_presence``) also "presence": (M, 2) logits, right and left hand in the image.
 
     Used in notebooks 04, 06 and 08.
     """
@@ -108,6 +109,8 @@ def predict_dataset(
                 acc["p"].append(torch.stack([p.float() for p in out["p"]]).cpu())  # (N, B, 42, 3)
                 acc["sigma"].append(torch.stack([u.float()[..., 0] for u in out["u"]]).cpu() * model.cfg.norm_mm)
                 acc["root"].append(out["root"].float().cpu())
+                if "presence" in out:  # our hand presence head: (B, 2) logits
+                    acc.setdefault("presence", []).append(out["presence"].float().cpu())
                 acc["hand_type"] += list(batch["hand_type"])
                 B = batch["image"].shape[0]
                 for k in keys:
@@ -122,6 +125,7 @@ def predict_dataset(
         "p": torch.cat(acc["p"], dim=1).numpy(),
         "sigma": torch.cat(acc["sigma"], dim=1).numpy(),
         "root": torch.cat(acc["root"]).numpy(),
+        **({"presence": torch.cat(acc["presence"]).numpy()} if "presence" in acc else {}),
         "hand_type": np.array(acc["hand_type"], dtype=object),
     }
     for k in keys:
@@ -133,7 +137,8 @@ def predict_dataset(
 def validate(model, dataset, device, batch_size: int = 32, num_workers: int = 0, root_source=None,
              precision: str = "fp32", wrists: bool = False) -> dict:
     """MPJPE (mm; single / interacting / all) of every stage on ``dataset``: {"stage1": {...}, ...}; with
-    ``wrists`` also "wrist_px": the mean 2D error of the predicted wrists in crop pixels (:func:`wrist_pixel_errors`).
+    ``wrists`` also "wrist_px": the mean 2D error of the predicted wrists in crop pixels (:func:`wrist_pixel_errors`),
+    and the two shares of :func:`handedness_stats`, "wrist_own_side" and "hand_named".
 
     What training reports after every epoch; :func:`evaluate` adds the reference rows and per-joint errors.
 
@@ -150,6 +155,7 @@ def validate(model, dataset, device, batch_size: int = 32, num_workers: int = 0,
     if wrists:
         res["wrist_px"] = _nanmean(wrist_pixel_errors(pred["root"], pred["joints_cam"], pred["joint_valid"],
                                                       pred["focal"], pred["princpt"]))
+        res.update(handedness_stats(pred))
     return res
 
 
@@ -331,6 +337,7 @@ def evaluate(
         **wrist_stats(wrist_pixel_errors(preds["root"], gt, valid, preds["focal"], preds["princpt"])
                       if "focal" in preds else np.full((len(gt), 2), np.nan)),
         "hand_size_ratio": _nanmean(hand_size_ratio(preds["p"][-1], gt, valid)),
+        **(handedness_stats(preds) if "focal" in preds else {}),
         "noise_sigma": float(noise_sigma),
         "per_sample": {
             "error": [e.tolist() for e in per_sample],
@@ -342,6 +349,37 @@ def evaluate(
     }
 
 
+def handedness_stats(pred: dict) -> dict:
+    """Does the model tell a right hand from a left one? From :func:`predict_dataset`'s output:
+
+    * "wrist_own_side": over the interacting samples with both wrists labelled, the share of predicted
+      wrists (crop pixels) nearer their own hand's true wrist than the other hand's. 0.5 is a coin toss:
+      our renderer puts the hands anywhere, so only the hands' looks say which is which.
+    * "hand_named": over the single-hand samples, the share whose presence logits (our ``hand_presence``
+      head) rate the hand shown above the other; NaN without the head.
+
+    Both NaN where no sample qualifies.
+    """
+    from h2t_lib.camera import cam_to_pixel
+
+    roots = [ROOT_INDEX["right"], ROOT_INDEX["left"]]
+    ht = np.asarray([str(t) for t in pred["hand_type"]])
+    valid = np.asarray(pred["joint_valid"])[:, roots] > 0.5  # (M, 2)
+    f, c = np.asarray(pred["focal"], np.float64), np.asarray(pred["princpt"], np.float64)
+    est = cam_to_pixel(np.asarray(pred["root"], np.float64), f, c)  # (M, 2, 2)
+    gt = cam_to_pixel(np.asarray(pred["joints_cam"], np.float64)[:, roots], f, c)
+    both = (ht == "interacting") & valid.all(-1)
+    own = np.linalg.norm(est - gt, axis=-1)[both]  # (n, 2)
+    other = np.linalg.norm(est - gt[:, ::-1], axis=-1)[both]
+    res = {"wrist_own_side": float((own < other).mean()) if own.size else float("nan"), "hand_named": float("nan")}
+    single = np.isin(ht, ["right", "left"])
+    if "presence" in pred and single.any():
+        logit = np.asarray(pred["presence"])[single]  # (n, 2)
+        shown = (ht[single] == "left").astype(int)  # 0 right, 1 left
+        res["hand_named"] = float((logit[np.arange(len(shown)), shown] > logit[np.arange(len(shown)), 1 - shown]).mean())
+    return res
+
+
 def wrist_stats(px) -> dict:
     """(M, 2) wrist errors in crop pixels (NaN = unlabelled) -> {"root_error_px": mean, "root_error_px_median",
     "root_error_px_over10": share of labelled wrists more than 10 px off} (NaN when none is labelled)."""
@@ -351,6 +389,10 @@ def wrist_stats(px) -> dict:
         return {"root_error_px": float("nan"), "root_error_px_median": float("nan"), "root_error_px_over10": float("nan")}
     return {"root_error_px": float(ok.mean()), "root_error_px_median": float(np.median(ok)),
             "root_error_px_over10": float((ok > 10.0).mean())}
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.0f}%"
 
 
 def _nanmean(x) -> float:
@@ -387,6 +429,11 @@ def format_table(res: dict) -> str:
         foot += (f"\npredicted wrists: {res['root_error_px']:.1f} px off in the {res.get('image_size') or '?'} px crop (2D)"
                  f"{spread}; "
                  f"final-stage hand size / true size: {res['hand_size_ratio']:.2f}")
+    if np.isfinite(res.get("wrist_own_side", np.nan)) or np.isfinite(res.get("hand_named", np.nan)):
+        named = res.get("hand_named", np.nan)
+        foot += (f"\nright vs left: predicted wrists nearer their own hand's than the other's in "
+                 f"{_pct(res.get('wrist_own_side'))} of interacting samples (a coin toss: 50%)"
+                 + (f"; presence head names the hand of single-hand samples in {_pct(named)}" if np.isfinite(named) else ""))
     n = res["num_stages"]
     final, ref = res["rows"][n - 1], res["rows"][n]
     if "axis_mae" in final:

@@ -151,6 +151,9 @@ class RunLog:
                 msg += " | own wrists " + " ".join(
                     f"s{i + 1} {row.get(f'val_pred_mpjpe_stage{i + 1}', float('nan')):.1f}" for i in range(num_stages)
                 ) + f" mm, wrists {row['val_wrist_px']:.1f} px"
+                side = row.get("val_wrist_own_side", float("nan"))
+                if side == side:  # right vs left: wrists nearer their own hand (0.5 = a coin toss)
+                    msg += f", on their own hand {100 * side:.0f}%"
         self.say(msg + f" | {row['train_samples_per_s']:.1f} img/s")
         if self.on_epoch_end:
             self.on_epoch_end(self.history)

@@ -342,11 +342,14 @@ def end_epoch(run: Run, row: dict, data: TrainingData, d: distributed.Dist, out_
         own_only = model.cfg.root_source == "pred"  # then the first validation is already with its own wrists
         res = validate(model, data.val_set, d.device, wrists=own_only, **kw)  # the model's root_source
         wrist_px = res.pop("wrist_px", None)
+        sides = {k: res.pop(k) for k in ("wrist_own_side", "hand_named") if k in res}
         for stage, m in res.items():
             for group, v in m.items():
                 row[f"val_mpjpe_{stage}_{group}" if group != "all" else f"val_mpjpe_{stage}"] = v
         own = res if own_only else validate(model, data.val_set, d.device, root_source="pred", wrists=True, **kw)
         row["val_wrist_px"] = own.pop("wrist_px", wrist_px)
+        for k in ("wrist_own_side", "hand_named"):  # right vs left (evaluate.handedness_stats)
+            row[f"val_{k}"] = own.pop(k, sides.get(k))
         row.update({f"val_pred_mpjpe_{stage}": m["all"] for stage, m in own.items()})
         row["val_time_s"] = time.time() - t0
     history["epochs"].append(row)
