@@ -10,7 +10,8 @@ from h2t_lib import viz
 
 #: package -> its modules whose names it re-exports (viz: the drawing primitives; course: the notebooks' views)
 MODULES = {"viz": ["skeleton2d", "plot3d"],
-           "course": ["data_views", "model_views", "refine_views", "eval_views", "results_views"]}
+           "course": ["data_views", "model_views", "refine_views", "eval_views", "results_views",
+                      "image_views"]}
 
 
 def test_view_modules_export_distinct_names():

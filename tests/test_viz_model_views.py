@@ -182,6 +182,6 @@ def test_exports_do_not_clash_with_other_course_modules():
 
     for name in model_views.__all__:
         assert getattr(course, name) is getattr(model_views, name), name
-    for other in ("data_views", "refine_views", "eval_views", "results_views"):
+    for other in ("data_views", "refine_views", "eval_views", "results_views", "image_views"):
         mod = importlib.import_module(f"h2t_lib.course.{other}")
         assert not set(model_views.__all__) & set(getattr(mod, "__all__", [])), other

@@ -1,4 +1,4 @@
-"""Tests of h2t_lib.course.results_views and h2t_lib.paper_tables (notebooks 09-10)."""
+"""Tests of h2t_lib.course.results_views, h2t_lib.course.image_views and h2t_lib.paper_tables (notebooks 09-10)."""
 from __future__ import annotations
 
 import json
@@ -13,6 +13,7 @@ import torch  # noqa: E402
 from fixtures import make_interhand_fixture  # noqa: E402
 
 from h2t_lib import paper_tables as pt  # noqa: E402
+from h2t_lib.course import image_views as iv  # noqa: E402
 from h2t_lib.course import results_views as rv  # noqa: E402
 
 
@@ -199,7 +200,7 @@ def test_folder_tree(tmp_path):
     for i in range(5):
         (tmp_path / "d" / "images").mkdir(parents=True, exist_ok=True)
         (tmp_path / "d" / "images" / f"{i}.jpg").write_bytes(b"")
-    text = rv.folder_tree(tmp_path / "d", max_entries=2)
+    text = iv.folder_tree(tmp_path / "d", max_entries=2)
     assert text.splitlines() == ["d/", "    images/", "        0.jpg", "        1.jpg", "        ... (3 more)"]
 
 
@@ -220,7 +221,7 @@ def test_original_view_and_predict_match_the_loader(fixture_data):
     from h2t_lib.engine.predict import predict_image, square_box
 
     gt, ds, model = fixture_data
-    v = rv.original_view(ds, 0)
+    v = iv.original_view(ds, 0)
     a = gt["annotations"][0]
     assert v["image"].size == (a["width"], a["height"])
     np.testing.assert_allclose(v["focal"], a["focal"])
@@ -238,27 +239,27 @@ def test_original_view_and_predict_match_the_loader(fixture_data):
         out = model(s["image"][None], torch.as_tensor(s["focal"])[None].float(), torch.as_tensor(s["princpt"])[None].float())
     np.testing.assert_allclose(np.array([res["root_mm"]["right"], res["root_mm"]["left"]]), out["root"][0].numpy(),
                                atol=0.02)
-    rows = rv.compare_predictions({"same": res}, gt_cam=np.array([j["cam_mm"] for j in res["joints"]]),
+    rows = iv.compare_predictions({"same": res}, gt_cam=np.array([j["cam_mm"] for j in res["joints"]]),
                                   gt_uv=np.array([j["uv"] for j in res["joints"]]))
     assert rows[0]["mpjpe_mm"] == pytest.approx(0.0, abs=0.05) and rows[0]["err_2d_px"] == pytest.approx(0.0, abs=1e-9)
     # the wrist error is against root_mm (the JSON's cam_mm of a wrist adds the model's rel_mm of it, not 0)
     gt_w = np.zeros((42, 3))
     gt_w[[20, 41]] = [res["root_mm"]["right"], res["root_mm"]["left"]]
-    assert rv.compare_predictions({"w": res}, gt_cam=gt_w)[0]["wrist_err_mm"] == pytest.approx(0.0, abs=1e-9)
-    fig = rv.prediction_overlay_figure(v["image"], {"a": res, "b": res}, gt_uv=v["joints_uv"], gt_valid=v["joint_valid"])
+    assert iv.compare_predictions({"w": res}, gt_cam=gt_w)[0]["wrist_err_mm"] == pytest.approx(0.0, abs=1e-9)
+    fig = iv.prediction_overlay_figure(v["image"], {"a": res, "b": res}, gt_uv=v["joints_uv"], gt_valid=v["joint_valid"])
     assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 1  # the crop box
     plt.close(fig)
 
 
 def test_focal_sweep_depth_scales_with_focal(fixture_data):
     _, ds, model = fixture_data
-    v = rv.original_view(ds, 1)
-    rows = rv.focal_sweep(model, v["image"], factors=(0.5, 1.0, 2.0), princpt=v["princpt"], bbox=v["bbox"])
+    v = iv.original_view(ds, 1)
+    rows = iv.focal_sweep(model, v["image"], factors=(0.5, 1.0, 2.0), princpt=v["princpt"], bbox=v["bbox"])
     z = np.array([r["z_right_mm"] for r in rows])
     np.testing.assert_allclose(z / z[1], [0.5, 1.0, 2.0], rtol=2e-3)  # the root head's depth is ~ focal (Sec. "root")
     assert rows[1]["d_rel_mm"] == 0.0 and rows[1]["d_uv_px"] == 0.0
     assert rows[1]["focal"] == pytest.approx(1.2 * max(v["image"].size))  # predict's default guess
-    fig = rv.focal_sweep_figure(rows)
+    fig = iv.focal_sweep_figure(rows)
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
     plt.close(fig)
 
