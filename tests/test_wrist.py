@@ -277,7 +277,8 @@ def test_a_bf16_run_says_so_and_trains_in_bf16(interhand_dir, tmp_path, monkeypa
     row = history["epochs"][-1]
     assert np.isfinite(row["train_wrist_heatmap"]) and np.isfinite(row["val_wrist_px"])
     assert "val_pred_mpjpe_stage2" in row and np.isfinite(row["train_presence"])
-    assert 0.0 <= row["val_hand_named"] <= 1.0 and "val_wrist_own_side" in row  # NaN if no interacting sample
+    assert 0.0 <= row["val_hand_named"] <= 1.0  # val_wrist_own_side only where interacting samples were scored
+    assert all(np.isfinite(v) for v in row.values() if isinstance(v, float))  # no NaN: a resumed log equals itself
 
 
 def test_presence_head_targets_follow_the_hands_in_the_image_and_it_learns():
@@ -306,7 +307,7 @@ def test_presence_head_targets_follow_the_hands_in_the_image_and_it_learns():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < 0.5 * first
+    assert float(loss.detach()) < 0.5 * first
     assert "presence_head" in count_parameters(model)["components"]
 
 

@@ -348,8 +348,10 @@ def end_epoch(run: Run, row: dict, data: TrainingData, d: distributed.Dist, out_
                 row[f"val_mpjpe_{stage}_{group}" if group != "all" else f"val_mpjpe_{stage}"] = v
         own = res if own_only else validate(model, data.val_set, d.device, root_source="pred", wrists=True, **kw)
         row["val_wrist_px"] = own.pop("wrist_px", wrist_px)
-        for k in ("wrist_own_side", "hand_named"):  # right vs left (evaluate.handedness_stats)
-            row[f"val_{k}"] = own.pop(k, sides.get(k))
+        for k in ("wrist_own_side", "hand_named"):  # right vs left (evaluate.handedness_stats), where measured:
+            v = own.pop(k, sides.get(k))  # a NaN in the row would make a resumed log differ from itself
+            if v is not None and np.isfinite(v):
+                row[f"val_{k}"] = v
         row.update({f"val_pred_mpjpe_{stage}": m["all"] for stage, m in own.items()})
         row["val_time_s"] = time.time() - t0
     history["epochs"].append(row)
