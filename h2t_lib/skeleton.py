@@ -26,6 +26,7 @@ JOINT_NAMES = tuple(f"{h}_{n}" for h in HANDS for n in HAND_JOINT_NAMES)
 
 WRIST = 20  # index of the wrist within one hand
 ROOT_INDEX = {"right": WRIST, "left": JOINTS_PER_HAND + WRIST}  # 20, 41
+ROOTS = [ROOT_INDEX["right"], ROOT_INDEX["left"]]  # [20, 41]: the two wrists, in the order of the predicted roots
 HAND_OFFSET = {"right": 0, "left": JOINTS_PER_HAND}
 HAND_SLICE = {h: slice(o, o + JOINTS_PER_HAND) for h, o in HAND_OFFSET.items()}
 HAND_TYPES = ("right", "left", "interacting")

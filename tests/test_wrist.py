@@ -312,7 +312,7 @@ def test_presence_head_targets_follow_the_hands_in_the_image_and_it_learns():
 
 
 def test_handedness_stats_count_wrists_on_their_own_hand_and_the_hand_named():
-    from h2t_lib.engine.evaluate import format_table, handedness_stats
+    from h2t_lib.engine.evaluate import handedness_stats
 
     focal, princpt = np.full((4, 2), 100.0), np.full((4, 2), 32.0)
     joints = np.zeros((4, 42, 3))

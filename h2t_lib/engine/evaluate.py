@@ -32,7 +32,7 @@ from typing import Optional
 
 import numpy as np
 
-from h2t_lib.skeleton import JOINT_NAMES, ROOT_INDEX, root_relative
+from h2t_lib.skeleton import JOINT_NAMES, ROOT_INDEX, ROOTS, root_relative
 
 #: expected MPJPE of the "GT + noise" row per mm of sigma (see the module docstring)
 NOISE_MPJPE_PER_SIGMA = 20.0 / 21.0 * 4.0 / math.sqrt(math.pi)
@@ -223,13 +223,18 @@ def wrist_pixel_errors(root_pred, joints_cam, joint_valid, focal, princpt) -> np
     root_pred (M, 2, 3) and joints_cam (M, 42, 3) in camera mm; focal, princpt (M, 2) the crop's
     intrinsics. This is what the keypoint-guided projection (Sec. 3.4) depends on with our root head.
     """
+    est, gt = _wrist_pixels(root_pred, joints_cam, focal, princpt)
+    d = np.linalg.norm(est - gt, axis=-1)  # (M, 2)
+    return np.where(np.asarray(joint_valid)[:, ROOTS] > 0.5, d, np.nan)
+
+
+def _wrist_pixels(root_pred, joints_cam, focal, princpt) -> tuple:
+    """(predicted, true) wrists in crop pixels, each (M, 2, 2) (right, left; u, v), from camera mm."""
     from h2t_lib.camera import cam_to_pixel
 
-    roots = [ROOT_INDEX["right"], ROOT_INDEX["left"]]
     f, c = np.asarray(focal, np.float64), np.asarray(princpt, np.float64)
-    d = np.linalg.norm(cam_to_pixel(np.asarray(root_pred, np.float64), f, c)
-                       - cam_to_pixel(np.asarray(joints_cam, np.float64)[:, roots], f, c), axis=-1)  # (M, 2)
-    return np.where(np.asarray(joint_valid)[:, roots] > 0.5, d, np.nan)
+    return (cam_to_pixel(np.asarray(root_pred, np.float64), f, c),
+            cam_to_pixel(np.asarray(joints_cam, np.float64)[:, ROOTS], f, c))
 
 
 def hand_size_ratio(pred, joints_cam, joint_valid) -> np.ndarray:
@@ -316,9 +321,8 @@ def evaluate(
     rows.append(_row(f"reference: GT + N(0, {noise_sigma:g} mm) noise (expect {NOISE_MPJPE_PER_SIGMA * noise_sigma:.2f})",
                      noisy, gt, valid, ht, rhd))
 
-    roots = [ROOT_INDEX["right"], ROOT_INDEX["left"]]
-    rv = valid[:, roots] > 0.5  # (M, 2)
-    root_err = np.linalg.norm(preds["root"] - gt[:, roots], axis=-1)  # (M, 2)
+    rv = valid[:, ROOTS] > 0.5  # (M, 2)
+    root_err = np.linalg.norm(preds["root"] - gt[:, ROOTS], axis=-1)  # (M, 2)
     per_sample = [per_sample_errors(p, gt, valid) for p in preds["p"]]
     ht_arr = np.asarray(ht)
     scored = counted_joints(valid).any(axis=1)  # (M,) a sample without a joint that counts adds to no MPJPE
@@ -360,14 +364,9 @@ def handedness_stats(pred: dict) -> dict:
 
     Both NaN where no sample qualifies.
     """
-    from h2t_lib.camera import cam_to_pixel
-
-    roots = [ROOT_INDEX["right"], ROOT_INDEX["left"]]
     ht = np.asarray([str(t) for t in pred["hand_type"]])
-    valid = np.asarray(pred["joint_valid"])[:, roots] > 0.5  # (M, 2)
-    f, c = np.asarray(pred["focal"], np.float64), np.asarray(pred["princpt"], np.float64)
-    est = cam_to_pixel(np.asarray(pred["root"], np.float64), f, c)  # (M, 2, 2)
-    gt = cam_to_pixel(np.asarray(pred["joints_cam"], np.float64)[:, roots], f, c)
+    valid = np.asarray(pred["joint_valid"])[:, ROOTS] > 0.5  # (M, 2)
+    est, gt = _wrist_pixels(pred["root"], pred["joints_cam"], pred["focal"], pred["princpt"])  # (M, 2, 2) each
     both = (ht == "interacting") & valid.all(-1)
     own = np.linalg.norm(est - gt, axis=-1)[both]  # (n, 2)
     other = np.linalg.norm(est - gt[:, ::-1], axis=-1)[both]

@@ -473,16 +473,16 @@ class Handformer2TLoss(nn.Module):
                 raise ValueError("Handformer2TLoss: heatmap_weight > 0 needs out['fmaps'] and batch['joints_img']")
             terms["heatmap"] = self.heatmap(out["fmaps"], batch["joints_img"].to(device), valid, size)
             terms["total"] = terms["total"] + c.heatmap_weight * terms["heatmap"]
+        absent = hands_absent(valid, batch.get("hand_type"))[:, ROOTS]  # (B, 2): the hand is not in the image
         if "wrist_heatmaps" in out:  # our wrist head: Gaussians at the two wrists, zeros for an absent hand
             if "joints_img" not in batch or size is None:
                 raise ValueError("Handformer2TLoss: the wrist heatmaps need batch['joints_img'] and batch['image']")
             jimg = batch["joints_img"].to(device)
-            terms["wrist_heatmap"] = heatmap_mse(out["wrist_heatmaps"], jimg[:, ROOTS], valid[:, ROOTS],
-                                                 hands_absent(valid, batch.get("hand_type"))[:, ROOTS], size,
+            terms["wrist_heatmap"] = heatmap_mse(out["wrist_heatmaps"], jimg[:, ROOTS], valid[:, ROOTS], absent, size,
                                                  c.heatmap_sigma)
             terms["total"] = terms["total"] + c.wrist_heatmap_weight * terms["wrist_heatmap"]
         if "presence" in out:  # ours: is each hand in the image (BCE on the (B, 2) logits)
-            present = (~hands_absent(valid, batch.get("hand_type"))[:, ROOTS]).float()  # (B, 2)
+            present = (~absent).float()  # (B, 2)
             terms["presence"] = nn.functional.binary_cross_entropy_with_logits(out["presence"].float(), present)
             terms["total"] = terms["total"] + c.presence_weight * terms["presence"]
         if self.joint_heatmap is not None:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from h2t_lib.camera import cam_to_pixel
-from h2t_lib.skeleton import JOINTS_PER_HAND, NUM_JOINTS, ROOT_INDEX
+from h2t_lib.skeleton import JOINTS_PER_HAND, NUM_JOINTS, ROOTS
 
 #: spaces of our wrist term (see :func:`root_loss`)
 ROOT_SPACES = ("uvz", "cam")
@@ -30,7 +30,6 @@ def _valid_mask(valid, shape, name: str = "valid") -> torch.Tensor:
     return valid > 0.5 if valid.dtype != torch.bool else valid
 
 
-ROOTS = [ROOT_INDEX["right"], ROOT_INDEX["left"]]  # [20, 41]: the order of out["root"]
 
 
 def root_loss(root_pred, gt_root, valid, focal=None, princpt=None, image_size=None, space: str = "uvz",
