@@ -332,6 +332,10 @@ def training_data(cfg: TrainConfig, data_dir, image_size: int, d: distributed.Di
                         summary, f"{source}, {workers} loader workers per process")
 
 
+#: what validate(wrists=True) adds to the per-stage MPJPE: the wrists' 2D error, then the right-vs-left shares
+WRIST_KEYS = ("wrist_px", "wrist_own_side", "hand_named")
+
+
 def end_epoch(run: Run, row: dict, data: TrainingData, d: distributed.Dist, out_dir, scheduler,
               amp: MixedPrecision, budget: TimeBudget, log: RunLog) -> None:
     """After an epoch's steps: validation (rank 0), the best epoch, last.pt / best.pt, the logs."""
@@ -341,17 +345,15 @@ def end_epoch(run: Run, row: dict, data: TrainingData, d: distributed.Dist, out_
         kw = dict(batch_size=max(run.cfg.batch_size, 32), num_workers=data.workers, precision=amp.name)
         own_only = model.cfg.root_source == "pred"  # then the first validation is already with its own wrists
         res = validate(model, data.val_set, d.device, wrists=own_only, **kw)  # the model's root_source
-        wrist_px = res.pop("wrist_px", None)
-        sides = {k: res.pop(k) for k in ("wrist_own_side", "hand_named") if k in res}
+        wrists = {k: res.pop(k) for k in WRIST_KEYS if k in res}  # the rest of res: one dict per stage
         for stage, m in res.items():
             for group, v in m.items():
                 row[f"val_mpjpe_{stage}_{group}" if group != "all" else f"val_mpjpe_{stage}"] = v
         own = res if own_only else validate(model, data.val_set, d.device, root_source="pred", wrists=True, **kw)
-        row["val_wrist_px"] = own.pop("wrist_px", wrist_px)
-        for k in ("wrist_own_side", "hand_named"):  # right vs left (evaluate.handedness_stats), where measured:
-            v = own.pop(k, sides.get(k))  # a NaN in the row would make a resumed log differ from itself
-            if v is not None and np.isfinite(v):
-                row[f"val_{k}"] = v
+        wrists.update({k: own.pop(k) for k in WRIST_KEYS if k in own})
+        row["val_wrist_px"] = wrists["wrist_px"]
+        # right vs left (evaluate.handedness_stats) where measured: a NaN would make a resumed log differ from itself
+        row.update({f"val_{k}": wrists[k] for k in WRIST_KEYS[1:] if np.isfinite(wrists[k])})
         row.update({f"val_pred_mpjpe_{stage}": m["all"] for stage, m in own.items()})
         row["val_time_s"] = time.time() - t0
     history["epochs"].append(row)
