@@ -84,6 +84,17 @@ def test_resume_equals_uninterrupted(two_epochs, data_dir, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_resume_with_a_loader_worker_equals_uninterrupted_without(two_epochs, data_dir, tmp_path):
+    # workers change the speed, not the numbers: epoch 2 resumed with one worker (the tiny preset has none)
+    out_a, hist_a, _ = two_epochs
+    train(TrainConfig.preset("tiny", epochs=1), data_dir, tmp_path, device="cpu", progress=False)
+    hist_b = train(None, data_dir, tmp_path, resume=True, epochs=2, device="cpu", progress=False, workers=1)
+    assert hist_b["config"]["num_workers"] == 0 and hist_b["data"]["workers"] == 1  # stored config unchanged
+    assert _losses(hist_b) == _losses(hist_a)
+    wa, wb = _weights(out_a / "last.pt"), _weights(tmp_path / "last.pt")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 def test_same_seed_same_numbers_other_seed_differs(two_epochs, data_dir, tmp_path):
     _, hist_a, _ = two_epochs
     again = train(TrainConfig.preset("tiny"), data_dir, tmp_path / "again", device="cpu", progress=False)

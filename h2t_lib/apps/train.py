@@ -32,6 +32,9 @@ def add_arguments(p) -> None:
                    help="override TrainConfig fields, model.FIELD or loss.FIELD, e.g. --set lr=1e-4 model.dim=64")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's own, all cores); 1 leaves a core for other work")
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader workers (default: the config's num_workers, -1 = auto); also applies with --resume, "
+                        "as it changes the speed, not the numbers")
     p.add_argument("--render", action="store_true",
                    help="render synthetic training samples on the fly in the loader's workers (= --set train_data=render): "
                         "no folder of images, a new image every epoch")
@@ -87,12 +90,15 @@ def run(args) -> int:
         cfg = None
     else:
         cfg = config_from_args(args)
+    if args.workers is not None and args.workers < 0:
+        raise UserError(f"--workers {args.workers}: give 0 (load in the training process) or more")
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads {args.threads}: give 1 or more")
         torch.set_num_threads(args.threads)
     history = train(cfg, args.data, args.out, resume=args.resume, epochs=args.epochs, device=args.device,
-                    progress=not args.quiet, verbose=True, time_budget=args.time_budget, overwrite=args.overwrite)
+                    progress=not args.quiet, verbose=True, time_budget=args.time_budget, overwrite=args.overwrite,
+                    workers=args.workers)
     if distributed.from_env().rank != 0:
         return 0  # rank 0 reports
     best = history.get("best")

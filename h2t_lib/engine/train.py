@@ -43,6 +43,7 @@ Python API (notebooks)::
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ import numpy as np
 import torch
 
 from h2t_lib.engine import distributed
+from h2t_lib.errors import UserError
 from h2t_lib.data.loading import (EpochDataset, EpochSampler, auto_workers, available_splits,  # noqa: F401
                                   epoch_seed, make_loader, open_dataset, passes, pick_val_split, subset, to_device)
 from h2t_lib.engine.evaluate import validate
@@ -80,6 +82,7 @@ def train(
     on_step: Optional[Callable[[dict], None]] = None,
     time_budget: Optional[float] = None,
     overwrite: bool = False,
+    workers: Optional[int] = None,
 ) -> dict:
     """Train (or, with ``resume``, continue) a run; return the history.
 
@@ -101,6 +104,9 @@ def train(
         time_budget: minutes of wall-clock for this call; the steps stop in time for the epoch's
             validation and checkpoint (``history["stopped"]`` says where). None = no limit.
         overwrite: start afresh in a folder that holds another run: its files are deleted first.
+        workers: DataLoader workers for this call, overriding the config's ``num_workers`` (also on
+            resume: like the thread count it changes the speed, not the numbers, as the order and the
+            augmentation are functions of (seed, epoch, pass)). None = the config's.
 
     Returns:
         ``{"config": TrainConfig as dict, "model_config": dict, "epochs": [one dict per epoch],
@@ -119,6 +125,10 @@ def train(
         prepare_run_dir(out_dir, resume, overwrite, d.main)
         run = start_run(train_cfg, out_dir, resume, epochs, d.device)
         cfg, model, optimizer = run.cfg, run.model, run.optimizer
+        if workers is not None:
+            if workers < 0:
+                raise UserError(f"workers={workers}: give 0 (load in the training process) or more")
+            cfg = dataclasses.replace(cfg, num_workers=workers)
         data = training_data(cfg, data_dir, model.cfg.image_size, d)
         amp = MixedPrecision(cfg, d.device, run.state)
         step = distributed.wrap(TrainStep(model, run.criterion, amp.dtype, cfg.pred_root_frac, cfg.root_noise_px), d,
@@ -326,7 +336,7 @@ def training_data(cfg: TrainConfig, data_dir, image_size: int, d: distributed.Di
                          drop_last=len(sampler) >= 2 * cfg.batch_size)
     summary = {"dir": None if data_dir is None else str(data_dir), "train_data": cfg.train_data,
                "train_split": cfg.train_split, "train_samples": len(train_set), "val_split": val_name,
-               "val_samples": len(val_set) if val_set is not None else 0}
+               "val_samples": len(val_set) if val_set is not None else 0, "workers": workers}
     # one pass over the training set per epoch, or a fixed number of steps (cycling the data)
     return TrainingData(train_set, val_set, loader, epoch_set, sampler, cfg.steps_per_epoch or len(loader), workers,
                         summary, f"{source}, {workers} loader workers per process")
