@@ -315,8 +315,8 @@ def render_posed_pair(flex=0.0, gap_mm: float = 30.0, seed: int = 0, size: int =
                       style: str = "v2"):
     """Render :func:`posed_pair_scene` (the function behind notebook 01's sliders).
 
-    The seed also draws the skin tone, light and background (:func:`render.sample_appearance`,
-    :func:`render.random_background`), and for ``style`` "v2" the skin look (:func:`synth.sample_look`;
+    The seed also draws the skin tone, light and background (:func:`synth.sample_appearance`,
+    :func:`synth.random_background`), and for ``style`` "v2" the skin look (:func:`synth.sample_look`;
     no camera effects, as v1 here has no blur or noise). ValueError for an unknown style. Returns (image (S, S, 3) float32 in [0, 1], joints_cam
     (42, 3) mm); with ``return_info`` a third dict: focal, princpt, joints_img (42, 2), joint_vis
     (42,), layer (S, S) (-1 background, 0 right hand, 1 right forearm, 2 left hand, 3 left
@@ -391,12 +391,12 @@ def posed_pair_figure(flex=0.0, gap_mm: float = 30.0, seed: int = 0, size: int =
 def render_steps(sample: dict) -> dict:
     """Re-render a :func:`h2t_lib.data.synth.render_sample` result stage by stage.
 
-    Returns primitives (:class:`render.Primitives`), raster (:class:`render.Raster`: per-layer and
+    Returns primitives (:class:`synth.Primitives`), raster (:class:`synth.Raster`: per-layer and
     composite depth, visible primitive, normals), shaded ((S, S, 3) float32 over the background,
     before the sample's shadow, blur and noise or camera effects), final (the sample's uint8
     image), focal, princpt. The sample's style decides how (``sample["look"]``, absent or None
-    for "v1": hard capsules, :func:`render.shade`; a :class:`render.SkinLook` for "v2": the smooth
-    skin of :func:`render.rasterize_blended`, :func:`render.shade_skin`), as in :func:`synth.render_scene`.
+    for "v1": hard capsules, :func:`synth.shade`; a :class:`synth.SkinLook` for "v2": the smooth
+    skin of :func:`synth.rasterize_blended`, :func:`synth.shade_skin`), as in :func:`synth.render_scene`.
 
     Used in notebook 01.
     """

@@ -22,7 +22,7 @@ def joint_visibility(joints_cam, cover, depth, focal, princpt, tol: float = VIS_
 
     A joint is visible when its pixel lies in the image and the first surface the
     renderer drew there is not in front of the joint by more than the joint's own
-    tissue (``cover``, see :func:`render.joint_cover`) plus ``tol`` mm.
+    tissue (``cover``, see :func:`synth.joint_cover`) plus ``tol`` mm.
     """
     H, W = depth.shape
     uv = camlib.cam_to_pixel(np.asarray(joints_cam, float), np.asarray(focal, float), np.asarray(princpt, float))
@@ -54,9 +54,9 @@ def render_scene(scene: Scene, focal, princpt, size: int, appearance: Appearance
     joints / dorsal: (42, 3) to draw instead of the scene's own kinematics (render_sample
     passes the joints as they come back from the world frame). background: (S, S, 3) in
     [0, 1]. shadow: None or ((dx, dy) px, strength) of the hands' shadow on the background.
-    look: None for style "v1" (capsules and slabs, :func:`render.shade`), or the
-    :class:`render.SkinLook` of style "v2" (a smooth skin, :func:`render.rasterize_blended` and
-    :func:`render.shade_skin`).
+    look: None for style "v1" (capsules and slabs, :func:`synth.shade`), or the
+    :class:`synth.SkinLook` of style "v2" (a smooth skin, :func:`synth.rasterize_blended` and
+    :func:`synth.shade_skin`).
     Returns image (S, S, 3) float32, joint_vis (42,) float32, layer (S, S) int8 (-1 background,
     0 right hand, 1 right forearm, 2 left hand, 3 left forearm), occlusion, raster, primitives.
     """
@@ -96,7 +96,7 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     interaction: force one kind of two-hand interaction (see :data:`INTERACTIONS`).
     style: "v2" (:data:`DEFAULT_STYLE`) or "v1" (:data:`STYLES`); both draw the same scene and
     appearance from a seed, so a seed gives the same poses, views and skin tones in both looks (their
-    backgrounds differ: v1's have stripes and checker boards, see :func:`render.random_background`;
+    backgrounds differ: v1's have stripes and checker boards, see :func:`synth.random_background`;
     and so does everything drawn after the background).
 
     Returns a dict: image (S, S, 3) uint8; joints_world, joints_cam (42, 3) mm; joints_img
@@ -105,7 +105,7 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
     around the visible hands; occlusion (float, fraction of the more hidden hand covered by
     the other); occlusion_level; layer (S, S) int8 map (-1 background, 0 right hand,
     1 right forearm, 2 left hand, 3 left forearm); scene, appearance, background, look (to re-render;
-    look: None for "v1", the :class:`render.SkinLook` of "v2").
+    look: None for "v1", the :class:`synth.SkinLook` of "v2").
 
     Used in notebook 01.
     """
@@ -178,7 +178,7 @@ def render_sample(rng_or_seed=0, size: int = 256, hand_type: str | None = None, 
 
 def sample_look(rng: np.random.Generator, scene: Scene, size: int, style: str = DEFAULT_STYLE) -> SkinLook | None:
     """The extra appearance of ``style`` (:data:`STYLES`), drawn from ``rng`` after the scene, appearance,
-    background and shadow: None for "v1" (draws nothing), a :class:`render.SkinLook` for "v2" (its
+    background and shadow: None for "v1" (draws nothing), a :class:`synth.SkinLook` for "v2" (its
     blend radius from the scene's finger radii) for an image of ``size`` px. Raises ValueError for another style."""
     if check_style(style) == "v1":
         return None
@@ -189,7 +189,7 @@ def sample_look(rng: np.random.Generator, scene: Scene, size: int, style: str = 
 def camera_effects(image, rng: np.random.Generator) -> np.ndarray:
     """Style "v2": what a camera does to the rendered float image (S, S, 3) in [0, 1] -> uint8 (S, S, 3).
 
-    White balance (a gain of 0.92-1.08 per channel drawn, :data:`render.COLOUR_CAST` of its spread kept:
+    White balance (a gain of 0.92-1.08 per channel drawn, :data:`synth.COLOUR_CAST` of its spread kept:
     0.976-1.024) and gamma (0.85-1.15); defocus, a blur of
     sigma 0.5-1.5 px per 256 px of image (docs/realism.md: blur hides the hard edges that put
     MediaPipe off; one box filter of that variance, :func:`box_radius`, is a third of the cost of

@@ -18,7 +18,7 @@ class Scene:
     """Two hands in the camera frame (mm). ``poses``/``shapes``/``wrist_bend`` hold both
     hands; the absent hand of a single-hand sample is posed far outside the view.
     ``wrist_bend[hand] = (flexion, deviation)`` degrees turn the forearm (see
-    :func:`render.forearm_primitive`)."""
+    :func:`synth.forearm_primitive`)."""
 
     hand_type: str
     poses: dict
