@@ -36,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from h2t_lib.skeleton import HAND_SLICE, HAND_TYPES, JOINTS_PER_HAND, NUM_JOINTS, ROOT_INDEX, root_relative
+from h2t_lib.skeleton import HAND_SLICE, HAND_TYPES, JOINTS_PER_HAND, NUM_JOINTS, ROOT_INDEX, ROOTS, root_relative
 
 GROUPS = ("single", "interacting", "all")
 
@@ -202,7 +202,6 @@ def axis_errors(pred, gt, valid, skip_roots: bool = False) -> np.ndarray:
     g = root_relative(np.asarray(gt, dtype=np.float64).reshape(-1, NUM_JOINTS, 3))
     ok = np.asarray(valid).reshape(-1, NUM_JOINTS) > 0.5
     if skip_roots:
-        roots = [ROOT_INDEX["right"], ROOT_INDEX["left"]]
-        ok = ok & ok[:, np.repeat(roots, JOINTS_PER_HAND)]
-        ok[:, roots] = False
+        ok = ok & ok[:, np.repeat(ROOTS, JOINTS_PER_HAND)]
+        ok[:, ROOTS] = False
     return np.abs(p - g)[ok].mean(axis=0) if ok.any() else np.full(3, np.nan)

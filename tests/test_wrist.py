@@ -331,3 +331,21 @@ def test_handedness_stats_count_wrists_on_their_own_hand_and_the_hand_named():
     assert handedness_stats(pred)["hand_named"] == 0.0
     pred["hand_type"][:] = "right"
     assert np.isnan(handedness_stats(pred)["wrist_own_side"])
+
+
+def test_the_eval_footer_says_right_vs_left_only_where_measured():
+    from h2t_lib.engine.evaluate import format_table
+
+    rows = [{"name": f"stage {i}", "single": 40.0, "interacting": 60.0, "all": 50.0} for i in (1, 2)]
+    res = {"rows": rows + [{"name": "mean pose", "single": 100.0, "interacting": 100.0, "all": 100.0}],
+           "num_stages": 2, "num_samples": 10, "num_single": 4, "num_interacting": 6, "root_error_mm": 30.0,
+           "root_source": "pred"}
+    assert "right vs left" not in format_table(res)                                     # nothing measured
+    res |= {"wrist_own_side": 0.5, "hand_named": float("nan")}
+    (line,) = [ln for ln in format_table(res).splitlines() if ln.startswith("right vs left")]
+    assert "in 50% of interacting samples" in line and "presence head" not in line     # no presence head
+    res["hand_named"] = 0.75
+    (line,) = [ln for ln in format_table(res).splitlines() if ln.startswith("right vs left")]
+    assert line.endswith("names the hand of single-hand samples in 75%")
+    res["wrist_own_side"] = float("nan")                                                 # single-hand data only
+    assert "n/a of interacting samples" in format_table(res)

@@ -23,6 +23,7 @@ notebooks wire them to widgets, the tests call them directly) are re-exported he
 * :mod:`.model_diagram`: the whole model at a glance with a model's tensor shapes (notebook 00)
 * :mod:`.probe`: a linear probe from a hand token to its 63 coordinates (notebook 04)
 * :mod:`.refine_views`: KGFF's sampling, every stage's pose, the RLE and MMD losses (notebooks 05-06)
+* :mod:`.training_views`: overfitting one batch, before and after (notebook 07)
 * :mod:`.eval_views`: loss curves, error breakdowns, a GT-vs-prediction viewer (notebooks 07-08)
 * :mod:`.results_views`: the paper's tables beside ours, ablations and efficiency (notebook 09)
 * :mod:`.image_views`: a real dataset's samples, predictions on your own images (notebook 10)
@@ -116,6 +117,7 @@ from h2t_lib.course.heatmap_views import compute_split, heatmap_figure, soft_arg
 from h2t_lib.course.data_views import *  # noqa: E402,F401,F403
 from h2t_lib.course.model_views import *  # noqa: E402,F401,F403
 from h2t_lib.course.refine_views import *  # noqa: E402,F401,F403
+from h2t_lib.course.training_views import *  # noqa: E402,F401,F403
 from h2t_lib.course.eval_views import *  # noqa: E402,F401,F403
 from h2t_lib.course.results_views import *  # noqa: E402,F401,F403
 from h2t_lib.course.image_views import *  # noqa: E402,F401,F403

@@ -241,8 +241,9 @@ def per_joint_figure(res: dict, stages=(0, -1), figsize=(9, 3.2), dpi: int = 80)
                        rotation=90, fontsize=6)
     ax.axvline(sk.JOINTS_PER_HAND - 0.5, color="k", lw=0.5)
     ax.set_ylabel("mean error (mm)")
-    ax.set_title("per-joint error (root-relative per hand; wrists are 0 by construction)", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("per-joint error (root-relative per hand; wrists are 0 by construction)", fontsize=9, loc="left")
+    ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(idx), frameon=False,
+              borderaxespad=0.2)  # above the bars, beside the title
     fig.tight_layout()
     return fig
 
@@ -323,14 +324,14 @@ def project_prediction(pred_rel, joints_cam, focal, princpt):
 
     pred_rel = np.asarray(pred_rel, dtype=np.float64)
     gt = np.asarray(joints_cam, dtype=np.float64)
-    roots = np.repeat(gt[[sk.ROOT_INDEX["right"], sk.ROOT_INDEX["left"]]], sk.JOINTS_PER_HAND, axis=0)  # (42, 3)
+    roots = np.repeat(gt[sk.ROOTS], sk.JOINTS_PER_HAND, axis=0)  # (42, 3)
     return cam_to_pixel(pred_rel + roots, np.asarray(focal, np.float64), np.asarray(princpt, np.float64))
 
 
-def failure_gallery(dataset, preds: dict, rows, stage: int = -1, ncols: int = 4, cell_inches: float = 1.8,
-                    dpi: int = 80):
-    """The given samples with the GT skeleton (finger colours) and the prediction of ``stage``
-    (black, dashed) over the image; the title gives the row, hand type, occlusion and error.
+def failure_gallery(dataset, preds: dict, rows, stage: int = -1, ncols: int = 4, cell_inches: float = 2.6,
+                    dpi: int = 100):
+    """The given samples with the ground truth (:data:`h2t_lib.viz.GT_COLOR`, under) and the prediction of
+    ``stage`` (the finger colours) over the image; the title gives the row, hand type, occlusion and error.
 
     dataset: the evaluated dataset (row r = ``dataset[r]``); preds: :func:`predict_dataset`'s output.
     Returns a matplotlib ``Figure``.
@@ -349,7 +350,6 @@ def failure_gallery(dataset, preds: dict, rows, stage: int = -1, ncols: int = 4,
     nrows = (len(rows) + ncols - 1) // ncols
     p = preds["p"][stage]  # (M, 42, 3)
     err = per_sample_errors(p[rows], preds["joints_cam"][rows], preds["joint_valid"][rows])
-    black = {"right": ("k",) * 5, "left": ("k",) * 5}
     fig = Figure(figsize=(cell_inches * ncols, cell_inches * nrows + 0.2), dpi=dpi)
     for k, r in enumerate(rows):
         s = dataset[r]
@@ -357,16 +357,23 @@ def failure_gallery(dataset, preds: dict, rows, stage: int = -1, ncols: int = 4,
         im = _as_hwc_uint8(s["image"])
         ax.imshow(im)
         valid = np.asarray(s["joint_valid"]).reshape(-1)
-        draw_skeleton_2d(ax, s["joints_img"], valid, linewidth=1.5, markersize=6)
-        uv = project_prediction(p[r], s["joints_cam"], s["focal"], s["princpt"])
-        draw_skeleton_2d(ax, uv, valid, colors=black, linewidth=1.0, markersize=3, dashes=(3, 2))
+        _gt_and_prediction(ax, s, project_prediction(p[r], s["joints_cam"], s["focal"], s["princpt"]), valid)
         ax.set_xlim(-0.5, im.shape[1] - 0.5)
         ax.set_ylim(im.shape[0] - 0.5, -0.5)
         ax.set_xticks([]), ax.set_yticks([])
         occ = float(s.get("occlusion", float("nan")))
-        ax.set_title(f"#{r} {s['hand_type']} occ {occ:.2f}\nerror {err[k]:.0f} mm", fontsize=7)
+        ax.set_title(f"#{r} {s['hand_type']} occ {occ:.2f}\nerror {err[k]:.0f} mm", fontsize=8)
     fig.tight_layout(pad=0.3)
     return fig
+
+
+def _gt_and_prediction(ax, sample: dict, uv, valid) -> None:
+    """The ground truth (GT_COLOR, wide and half transparent, under) and a prediction's pixels ``uv`` (42, 2)
+    in the finger colours, over an image already on ``ax``."""
+    from h2t_lib.viz.skeleton2d import GT_COLORS
+
+    draw_skeleton_2d(ax, sample["joints_img"], valid, colors=GT_COLORS, linewidth=3.0, markersize=4, alpha=0.6)
+    draw_skeleton_2d(ax, uv, valid, linewidth=1.4, markersize=5)
 
 
 def _stage_label(i: int, n: int) -> str:
@@ -496,12 +503,12 @@ def ranked_samples(preds: dict, stage: int = -1) -> dict:
             "worst": int(ok[np.argmax(e)]), "errors": err}
 
 
-def ranked_gallery(dataset, preds_by_source: dict, stage: int = -1, cell_inches: float = 2.0, dpi: int = 80):
+def ranked_gallery(dataset, preds_by_source: dict, stage: int = -1, cell_inches: float = 2.8, dpi: int = 100):
     """Best, typical and worst test sample (columns) under each wrist protocol (rows: ``{"gt": preds,
     "pred": preds}`` from :func:`h2t_lib.engine.evaluate.predict_dataset` with ``root_source`` "gt" / "pred").
 
-    Each panel: the image, the ground truth in finger colours and the prediction of ``stage`` in black
-    dashes (at the ground-truth wrists: the metric ignores where a hand is), and in the title the
+    Each panel: the image, the ground truth in :data:`h2t_lib.viz.GT_COLOR` and the prediction of ``stage`` in
+    the finger colours (at the ground-truth wrists: the metric ignores where a hand is), and in the title the
     sample's error and its mean |error| along x, y and z. Returns (Figure, {source: ranked_samples}).
 
     Used in notebook 08.
@@ -512,7 +519,6 @@ def ranked_gallery(dataset, preds_by_source: dict, stage: int = -1, cell_inches:
 
     srcs = [s for s in ("gt", "pred") if s in preds_by_source]
     fig = Figure(figsize=(cell_inches * 3, (cell_inches + 0.35) * len(srcs)), dpi=dpi)
-    black = {"right": ("k",) * 5, "left": ("k",) * 5}
     ranks = {}
     for i, src in enumerate(srcs):
         preds = preds_by_source[src]
@@ -525,14 +531,13 @@ def ranked_gallery(dataset, preds_by_source: dict, stage: int = -1, cell_inches:
             im = _as_hwc_uint8(s["image"])
             ax.imshow(im)
             valid = np.asarray(s["joint_valid"]).reshape(-1)
-            draw_skeleton_2d(ax, s["joints_img"], valid, linewidth=1.5, markersize=5)
-            uv = project_prediction(preds["p"][stage][r], s["joints_cam"], s["focal"], s["princpt"])
-            draw_skeleton_2d(ax, uv, valid, colors=black, linewidth=1.0, markersize=3, dashes=(3, 2))
+            _gt_and_prediction(ax, s, project_prediction(preds["p"][stage][r], s["joints_cam"], s["focal"],
+                                                         s["princpt"]), valid)
             ax.set_xlim(-0.5, im.shape[1] - 0.5)
             ax.set_ylim(im.shape[0] - 0.5, -0.5)
             ax.set_xticks([]), ax.set_yticks([])
             ex, ey, ez = per_axis_errors(preds["p"][stage][r], preds["joints_cam"][r], preds["joint_valid"][r])
             ax.set_title(f"{_PROTOCOL_NAMES[src]}, {which}: #{r} {s['hand_type'][:5]}\n"
-                         f"{rk['errors'][r]:.0f} mm | x {ex:.0f} y {ey:.0f} z {ez:.0f}", fontsize=7)
+                         f"{rk['errors'][r]:.0f} mm | x {ex:.0f} y {ey:.0f} z {ez:.0f}", fontsize=8)
     fig.tight_layout(pad=0.3)
     return fig, ranks

@@ -127,7 +127,7 @@ def compare_predictions(results: dict, gt_cam=None, gt_uv=None, gt_valid=None) -
     Used in notebook 10.
     """
     from h2t_lib.metrics import per_sample_errors
-    from h2t_lib.skeleton import ROOT_INDEX
+    from h2t_lib.skeleton import ROOTS
 
     rows = []
     valid = None if gt_valid is None else np.asarray(gt_valid, dtype=np.float64)
@@ -138,10 +138,9 @@ def compare_predictions(results: dict, gt_cam=None, gt_uv=None, gt_valid=None) -
             v = np.ones(len(gt)) if valid is None else valid
             # root-aligned per hand inside (both are made relative to their own wrists)
             row["mpjpe_mm"] = float(per_sample_errors(_rel(res)[None], gt[None], v[None])[0])
-            roots = [ROOT_INDEX["right"], ROOT_INDEX["left"]]
             pred_root = np.array([res["root_mm"]["right"], res["root_mm"]["left"]])
-            ok = v[roots] > 0
-            row["wrist_err_mm"] = float(np.linalg.norm(pred_root - gt[roots], axis=1)[ok].mean()) if ok.any() else float("nan")
+            ok = v[ROOTS] > 0
+            row["wrist_err_mm"] = float(np.linalg.norm(pred_root - gt[ROOTS], axis=1)[ok].mean()) if ok.any() else float("nan")
         if gt_uv is not None:
             v = np.ones(len(gt_uv)) if valid is None else valid
             err = np.linalg.norm(_uv(res) - np.asarray(gt_uv), axis=1)

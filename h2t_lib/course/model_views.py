@@ -428,7 +428,7 @@ def uncertainty_vs_error(pred: dict, stage: int = 0) -> dict:
 
     err, valid = joint_errors(pred["p"][stage], pred["joints_cam"], pred["joint_valid"])  # (M, 42)
     valid = valid.copy()
-    valid[:, [sk.ROOT_INDEX["right"], sk.ROOT_INDEX["left"]]] = False
+    valid[:, sk.ROOTS] = False
     sigma = np.asarray(pred["sigma"][stage])  # (M, 42) mm
     m, j = np.nonzero(valid)
     s, e = sigma[m, j], err[m, j]

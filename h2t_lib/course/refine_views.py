@@ -205,8 +205,10 @@ def _stage_label(k: int, n: int) -> str:
     return "stage 1 (coarse)" if k == 0 else f"stage {k + 1} (refined{', final' if k == n - 1 else ''})"
 
 
-def stage_overlay_figure(preds: dict, dpi: int = 80, cell_inches: float = 2.2):
-    """The ground truth and every stage's projected prediction over the crop, one panel each.
+def stage_overlay_figure(preds: dict, dpi: int = 100, cell_inches: float = 2.8):
+    """The ground truth and every stage's projected prediction over the crop, one panel each (the paper's
+    Fig. 4 layout): the ground truth in :data:`h2t_lib.viz.GT_COLOR` (alone in the first panel, under each
+    stage in the others), the stages in the finger colours.
 
     ``preds`` from :func:`stage_predictions`. Panel titles give each stage's mean joint error.
     Returns a matplotlib Figure with N + 1 axes.
@@ -215,7 +217,7 @@ def stage_overlay_figure(preds: dict, dpi: int = 80, cell_inches: float = 2.2):
     """
     from matplotlib.figure import Figure
 
-    from h2t_lib.viz.skeleton2d import _as_hwc_uint8, draw_skeleton_2d
+    from h2t_lib.viz.skeleton2d import GT_COLORS, _as_hwc_uint8, draw_skeleton_2d
 
     im = _as_hwc_uint8(preds["image"])
     S = im.shape[0]
@@ -226,7 +228,12 @@ def stage_overlay_figure(preds: dict, dpi: int = 80, cell_inches: float = 2.2):
     for i, (title, uv) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         ax.imshow(im, interpolation="nearest")  # crisp pixels, and a small PNG
-        draw_skeleton_2d(ax, uv, preds["valid"], linewidth=1.2, markersize=6)
+        if i == 0:
+            draw_skeleton_2d(ax, uv, preds["valid"], colors=GT_COLORS, linewidth=1.6, markersize=6)
+        else:
+            draw_skeleton_2d(ax, preds["gt_uv"], preds["valid"], colors=GT_COLORS, linewidth=3.0, markersize=4,
+                             alpha=0.6)
+            draw_skeleton_2d(ax, uv, preds["valid"], linewidth=1.4, markersize=6)
         ax.set_xlim(-0.5, S - 0.5), ax.set_ylim(S - 0.5, -0.5)
         ax.set_xticks([]), ax.set_yticks([])
         ax.set_title(title, fontsize=8)
@@ -323,7 +330,7 @@ def stage_mpjpe_figure(res: dict, dpi: int = 80):
     n = res["num_stages"]
     rows = res["rows"][:n]
     groups = ("single", "interacting", "all")
-    fig = Figure(figsize=(5.0, 2.8), dpi=dpi)
+    fig = Figure(figsize=(6.4, 2.8), dpi=dpi)
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(n)
     for g, group in enumerate(groups):
@@ -335,7 +342,7 @@ def stage_mpjpe_figure(res: dict, dpi: int = 80):
     ax.set_xticks(x)
     ax.set_xticklabels([f"stage {k + 1}" for k in range(n)], fontsize=8)
     ax.set_ylabel("mm", fontsize=8)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside the bars
     fig.tight_layout(pad=0.4)
     return fig
 
@@ -451,7 +458,7 @@ def sigma_vs_error(preds: dict, stage: int = -1) -> tuple:
     p, s = np.asarray(preds["p"][stage]), np.asarray(preds["sigma"][stage])
     gt = sk.root_relative(np.asarray(preds["joints_cam"], dtype=np.float64))
     v = np.asarray(preds["joint_valid"]) > 0.5
-    v[:, [sk.ROOT_INDEX["right"], sk.ROOT_INDEX["left"]]] = False
+    v[:, sk.ROOTS] = False
     err = np.abs(p - gt).mean(-1)  # (M, 42)
     return s[v].astype(np.float64), err[v]
 
@@ -495,18 +502,22 @@ def mmd_kernel_figure(bandwidths=None, max_dist: float = 1.0, dpi: int = 80):
     """
     from matplotlib.figure import Figure
 
-    from h2t_lib.losses import DEFAULT_MMD_BANDWIDTHS
+    import torch
+
+    from h2t_lib.losses import DEFAULT_MMD_BANDWIDTHS, gaussian_kernel
 
     bandwidths = DEFAULT_MMD_BANDWIDTHS if bandwidths is None else tuple(bandwidths)
     r = np.linspace(0, max_dist, 200)  # per-coordinate RMS distance, normalised units
+    a, b = torch.zeros(1, 1, dtype=torch.float64), torch.as_tensor(r, dtype=torch.float64)[:, None]  # 1-D points
+
+    def kernel(hs):  # the loss's own kernel between the origin and points at distance r
+        return gaussian_kernel(a, b, bandwidths=hs)[0].numpy()
+
     fig = Figure(figsize=(4.2, 2.8), dpi=dpi)
     ax = fig.add_subplot(1, 1, 1)
-    total = np.zeros_like(r)
     for h in bandwidths:
-        k = np.exp(-r**2 / (2 * h * h))
-        total += k
-        ax.plot(r, k, lw=1, label=f"h = {h:g}")
-    ax.plot(r, total, "k-", lw=2, label="sum (the kernel)")
+        ax.plot(r, kernel((h,)), lw=1, label=f"h = {h:g}")
+    ax.plot(r, kernel(bandwidths), "k-", lw=2, label="sum (the kernel)")
     ax.set_xlabel("RMS distance per coordinate (units of norm_mm)", fontsize=8)
     ax.set_ylabel("k", fontsize=8)
     ax.tick_params(labelsize=7)

@@ -141,8 +141,9 @@ def efficiency_figure(bench: dict, use_best: bool = False):
     axes[1].set_yticks(y, [""] * len(rows))
     axes[1].invert_yaxis()
     axes[1].set_xlabel(f"images / s ({bench['meta'].get('device', '?')})", fontsize=8)
-    axes[1].set_title("(b) speed", fontsize=9)
-    axes[1].legend(fontsize=7)
+    axes[1].set_title("(b) speed", fontsize=9, loc="left")
+    axes[1].legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False,
+                   borderaxespad=0.2)  # above the bars, beside the title
 
     ax = axes[2]
     comp = [c for c in bench_vs_paper(bench) if c["ours_ratio"] is not None and "note" not in c]
@@ -468,7 +469,7 @@ def ablation_figure(pairs: list, table, metric: str = "mpjpe"):
         axes[1].set_yticks([])
     else:
         for i in np.flatnonzero(np.isnan(ours_v)):
-            axes[1].text(i, 0, "not\nmeasured", ha="center", va="bottom", fontsize=7)
+            axes[1].text(i, 0, " not measured", ha="center", va="bottom", fontsize=7, rotation=90)  # side by side
     axes[1].set_title("ours (synthetic, equal CPU budget)", fontsize=9)
     rel_p = 100 * (paper_v / paper_v[ref] - 1)
     rel_o = 100 * (ours_v / ours_v[ref] - 1) if not np.isnan(ours_v[ref]) else np.full_like(ours_v, np.nan)

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from h2t_lib import camera
-from h2t_lib.skeleton import HANDS, JOINTS_PER_HAND, NUM_JOINTS, ROOT_INDEX, root_relative
+from h2t_lib.skeleton import HANDS, JOINTS_PER_HAND, NUM_JOINTS, ROOT_INDEX, ROOTS, root_relative
 
 _BACKBONES = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}  # name -> channels of layer4
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -177,9 +177,8 @@ def decode(
     cam = camera.pixel_to_cam(uv, hand_z + z_rel, focal, princpt)  # (B, 42, 3)
     # the wrists as InterNet's MRRPE places them: right at Z_right, left at Z_right + predicted offset
     # (plus each wrist's own read-out z in its box, ~0)
-    wrists = [ROOT_INDEX["right"], ROOT_INDEX["left"]]
-    wrist_uv = uv[:, wrists]  # (B, 2, 2)
-    wrist_z = root_z[:, :1] + torch.stack([torch.zeros_like(rel_root), rel_root], dim=-1) + z_rel[:, wrists]
+    wrist_uv = uv[:, ROOTS]  # (B, 2, 2)
+    wrist_z = root_z[:, :1] + torch.stack([torch.zeros_like(rel_root), rel_root], dim=-1) + z_rel[:, ROOTS]
     root = camera.pixel_to_cam(wrist_uv, wrist_z, focal, princpt)  # (B, 2, 3)
     return {"p": root_relative(cam), "cam": cam, "joints_img": uv, "rel_root_depth": rel_root, "root": root}
 
@@ -322,7 +321,7 @@ def internet_targets(batch: dict, cfg: InterNetConfig, image_size: int, heatmap_
     joints_img, joints_cam = batch["joints_img"].float(), batch["joints_cam"].float()  # (B,42,2), (B,42,3)
     valid = batch["joint_valid"].float()  # (B, 42)
     xy = joints_img * (heatmap_size / image_size)  # (B, 42, 2)
-    root_z = joints_cam[:, [ROOT_INDEX["right"], ROOT_INDEX["left"]], 2]  # (B, 2)
+    root_z = joints_cam[:, ROOTS, 2]  # (B, 2)
     z_rel = joints_cam[..., 2] - root_z.repeat_interleave(JOINTS_PER_HAND, dim=-1)  # (B, 42)
     z = mm_to_bins(z_rel, cfg.depth_bins, cfg.depth_range_mm)
     grid = torch.cat([xy, z[..., None]], dim=-1)  # (B, 42, 3)

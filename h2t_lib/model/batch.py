@@ -9,7 +9,7 @@ from typing import Optional
 
 import torch
 
-from h2t_lib.skeleton import ROOT_INDEX
+from h2t_lib.skeleton import ROOTS
 
 
 def gt_roots(batch: dict) -> torch.Tensor:
@@ -17,7 +17,7 @@ def gt_roots(batch: dict) -> torch.Tensor:
 
     Used in notebooks 02, 04 and 05.
     """
-    return batch["joints_cam"][:, [ROOT_INDEX["right"], ROOT_INDEX["left"]]]
+    return batch["joints_cam"][:, ROOTS]
 
 
 def perturb_wrists(root_cam: torch.Tensor, shift_px: torch.Tensor, focal: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,8 @@
   seen from the camera, so the default view matches the image.
 * :func:`sample_figure` puts a sample's image (with its 2D skeleton) beside its 3D skeleton.
 
-Colours follow :data:`h2t_lib.viz.skeleton2d.HAND_COLORS` (right hand warm, left hand cool).
+Colours follow :data:`h2t_lib.viz.skeleton2d.HAND_COLORS` (right hand warm, left hand cool); a pose named
+"ground truth" is drawn in :data:`~h2t_lib.viz.skeleton2d.GT_COLOR` instead, so it never reads as a prediction.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from h2t_lib import skeleton as sk
 from h2t_lib.utils import is_fast
-from h2t_lib.viz.skeleton2d import HAND_COLORS, joint_color
+from h2t_lib.viz.skeleton2d import GT_COLOR, GT_COLORS, HAND_COLORS, joint_color
 
 #: line styles of the poses drawn together (in the order given): solid, dashed, dotted, ...
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
@@ -56,17 +57,20 @@ def _as_array(joints) -> np.ndarray:
 
 
 def skeleton_traces(joints, name: str = "pose", valid=None, dash: str = "solid", opacity: float = 1.0,
-                    show_joints: bool = True, legendgroup: str | None = None) -> list:
+                    show_joints: bool = True, legendgroup: str | None = None, colors=None, width: float = 5) -> list:
     """plotly Scatter3d traces of one 42-joint pose: one line trace per finger per hand (+ joints).
 
     joints: (42, 3) mm; valid: (42,) 0/1 (bones with an invalid end are not drawn). A hand whose
-    joints are all invalid is skipped. Returns a list of traces sharing ``legendgroup``.
+    joints are all invalid is skipped. colors: {"right": 5 colours, "left": 5 colours} per finger
+    (default :data:`HAND_COLORS`; :data:`GT_COLORS` for a ground truth). Returns a list of traces
+    sharing ``legendgroup``.
     """
     import plotly.graph_objects as go
 
     j = _as_array(joints)
     ok = np.ones(sk.NUM_JOINTS, bool) if valid is None else np.asarray(valid).reshape(-1) > 0
     group = legendgroup or name
+    colors = HAND_COLORS if colors is None else colors
     traces = []
     for hand in sk.HANDS:
         off = sk.HAND_OFFSET[hand]
@@ -81,13 +85,13 @@ def skeleton_traces(joints, name: str = "pose", valid=None, dash: str = "solid",
                     ys += [j[a, 1], j[b, 1], None]
                     zs += [j[a, 2], j[b, 2], None]
             traces.append(go.Scatter3d(
-                x=xs, y=ys, z=zs, mode="lines", line=dict(color=HAND_COLORS[hand][f], width=5, dash=dash),
+                x=xs, y=ys, z=zs, mode="lines", line=dict(color=colors[hand][f], width=width, dash=dash),
                 opacity=opacity, name=name, legendgroup=group, showlegend=False, hoverinfo="skip"))
         if show_joints:
             idx = [i for i in range(off, off + sk.JOINTS_PER_HAND) if ok[i]]
             traces.append(go.Scatter3d(
                 x=j[idx, 0], y=j[idx, 1], z=j[idx, 2], mode="markers",
-                marker=dict(size=3, color=[joint_color(i) for i in idx]),
+                marker=dict(size=3, color=[joint_color(i, colors) for i in idx]),
                 opacity=opacity, name=name, legendgroup=group, showlegend=False,
                 text=[sk.JOINT_NAMES[i] for i in idx], hovertemplate="%{text}<br>(%{x:.0f}, %{y:.0f}, %{z:.0f}) mm"))
     if traces:
@@ -99,7 +103,8 @@ def hands_figure_3d(poses, valid=None, title: str | None = None, height: int = 4
     """A rotatable 3D figure of one or more poses.
 
     poses: a (42, 3) array, or a dict ``{name: (42, 3)}`` (e.g. ``{"ground truth": gt, "refined": p}``),
-    drawn solid, dashed, dotted, ... in that order. The scene keeps true proportions
+    drawn solid, dashed, dotted, ... in that order, in the hands' finger colours; a pose whose name starts
+    with "ground truth" in :data:`GT_COLOR` (thinner, under the others). The scene keeps true proportions
     (``aspectmode="data"``) and starts looking from the camera (y down, z into the screen).
 
     Used in notebooks 01 and 04.
@@ -110,7 +115,9 @@ def hands_figure_3d(poses, valid=None, title: str | None = None, height: int = 4
         poses = {"pose": poses}
     fig = go.Figure()
     for k, (name, joints) in enumerate(poses.items()):
-        for tr in skeleton_traces(joints, name=name, valid=valid, dash=DASHES[k % len(DASHES)]):
+        gt = str(name).startswith("ground truth")
+        for tr in skeleton_traces(joints, name=name, valid=valid, dash=DASHES[k % len(DASHES)],
+                                  colors=GT_COLORS if gt else None, width=4 if gt else 5):
             fig.add_trace(tr)
     fig.update_layout(
         title=title, height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0),

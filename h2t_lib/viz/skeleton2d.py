@@ -11,13 +11,19 @@ import numpy as np
 
 from h2t_lib import skeleton as sk
 
-__all__ = ["HAND_COLORS", "draw_skeleton_2d", "joint_color", "sample_grid"]
+__all__ = ["GT_COLOR", "GT_COLORS", "HAND_COLORS", "draw_skeleton_2d", "joint_color", "sample_grid"]
 
 #: per-finger colours (thumb, index, middle, ring, pinky): right hand warm, left hand cool
 HAND_COLORS = {
     "right": ("#8b0000", "#d7301f", "#fc8d59", "#f4a300", "#ffd92f"),
     "left": ("#08306b", "#2171b5", "#4eb3d3", "#1b9e77", "#a6d96a"),
 }
+
+
+#: the ground truth's colour wherever it is drawn beside a prediction: one colour for every finger of both
+#: hands, so that it never reads as a prediction (drawn in the finger colours)
+GT_COLOR = "#e600e6"  # magenta: in neither hand's finger palette
+GT_COLORS = {"right": (GT_COLOR,) * 5, "left": (GT_COLOR,) * 5}
 
 
 def _finger_of(j: int) -> int:
