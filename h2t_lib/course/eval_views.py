@@ -32,7 +32,7 @@ import re
 import numpy as np
 
 from h2t_lib import skeleton as sk
-from h2t_lib.viz.skeleton2d import draw_skeleton_2d, joint_color
+from h2t_lib.viz.skeleton2d import draw_gt_and_prediction, joint_color
 
 __all__ = [
     "TIMING_KEYS", "OCCLUSION_BINS", "loss_curve_figure", "update_loss_figure", "live_loss_callbacks",
@@ -357,7 +357,8 @@ def failure_gallery(dataset, preds: dict, rows, stage: int = -1, ncols: int = 4,
         im = _as_hwc_uint8(s["image"])
         ax.imshow(im)
         valid = np.asarray(s["joint_valid"]).reshape(-1)
-        _gt_and_prediction(ax, s, project_prediction(p[r], s["joints_cam"], s["focal"], s["princpt"]), valid)
+        draw_gt_and_prediction(ax, s["joints_img"], project_prediction(p[r], s["joints_cam"], s["focal"], s["princpt"]),
+                               valid)
         ax.set_xlim(-0.5, im.shape[1] - 0.5)
         ax.set_ylim(im.shape[0] - 0.5, -0.5)
         ax.set_xticks([]), ax.set_yticks([])
@@ -365,15 +366,6 @@ def failure_gallery(dataset, preds: dict, rows, stage: int = -1, ncols: int = 4,
         ax.set_title(f"#{r} {s['hand_type']} occ {occ:.2f}\nerror {err[k]:.0f} mm", fontsize=8)
     fig.tight_layout(pad=0.3)
     return fig
-
-
-def _gt_and_prediction(ax, sample: dict, uv, valid) -> None:
-    """The ground truth (GT_COLOR, wide and half transparent, under) and a prediction's pixels ``uv`` (42, 2)
-    in the finger colours, over an image already on ``ax``."""
-    from h2t_lib.viz.skeleton2d import GT_COLORS
-
-    draw_skeleton_2d(ax, sample["joints_img"], valid, colors=GT_COLORS, linewidth=3.0, markersize=4, alpha=0.6)
-    draw_skeleton_2d(ax, uv, valid, linewidth=1.4, markersize=5)
 
 
 def _stage_label(i: int, n: int) -> str:
@@ -531,8 +523,8 @@ def ranked_gallery(dataset, preds_by_source: dict, stage: int = -1, cell_inches:
             im = _as_hwc_uint8(s["image"])
             ax.imshow(im)
             valid = np.asarray(s["joint_valid"]).reshape(-1)
-            _gt_and_prediction(ax, s, project_prediction(preds["p"][stage][r], s["joints_cam"], s["focal"],
-                                                         s["princpt"]), valid)
+            draw_gt_and_prediction(ax, s["joints_img"], project_prediction(preds["p"][stage][r], s["joints_cam"],
+                                                                           s["focal"], s["princpt"]), valid)
             ax.set_xlim(-0.5, im.shape[1] - 0.5)
             ax.set_ylim(im.shape[0] - 0.5, -0.5)
             ax.set_xticks([]), ax.set_yticks([])

@@ -217,7 +217,7 @@ def stage_overlay_figure(preds: dict, dpi: int = 100, cell_inches: float = 2.8):
     """
     from matplotlib.figure import Figure
 
-    from h2t_lib.viz.skeleton2d import GT_COLORS, _as_hwc_uint8, draw_skeleton_2d
+    from h2t_lib.viz.skeleton2d import GT_COLORS, _as_hwc_uint8, draw_gt_and_prediction, draw_skeleton_2d
 
     im = _as_hwc_uint8(preds["image"])
     S = im.shape[0]
@@ -231,9 +231,7 @@ def stage_overlay_figure(preds: dict, dpi: int = 100, cell_inches: float = 2.8):
         if i == 0:
             draw_skeleton_2d(ax, uv, preds["valid"], colors=GT_COLORS, linewidth=1.6, markersize=6)
         else:
-            draw_skeleton_2d(ax, preds["gt_uv"], preds["valid"], colors=GT_COLORS, linewidth=3.0, markersize=4,
-                             alpha=0.6)
-            draw_skeleton_2d(ax, uv, preds["valid"], linewidth=1.4, markersize=6)
+            draw_gt_and_prediction(ax, preds["gt_uv"], uv, preds["valid"])
         ax.set_xlim(-0.5, S - 0.5), ax.set_ylim(S - 0.5, -0.5)
         ax.set_xticks([]), ax.set_yticks([])
         ax.set_title(title, fontsize=8)

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from h2t_lib import skeleton as sk
-from h2t_lib.viz.skeleton2d import GT_COLOR, GT_COLORS
+from h2t_lib.viz.skeleton2d import GT_COLORS
 
 __all__ = ["before_after_figure", "final_stage", "final_stage_error_mm", "fixed_batch", "overfit_batch"]
-
 
 
 def fixed_batch(dataset, n: int = 8, seed: int = 0) -> dict:
@@ -52,10 +50,12 @@ def final_stage(model, batch):
 
 
 def final_stage_error_mm(model, batch) -> np.ndarray:
-    """(B,) mean root-relative joint error (mm, over the valid joints) of :func:`final_stage` per sample."""
-    p = final_stage(model, batch)
-    gt, valid = sk.root_relative(batch["joints_cam"].float()), batch["joint_valid"].float()
-    return (((p - gt).norm(dim=-1) * valid).sum(1) / valid.sum(1).clamp(min=1)).numpy()
+    """(B,) mean root-relative joint error (mm, over the valid joints) of :func:`final_stage` per sample
+    (:func:`h2t_lib.metrics.per_sample_errors`)."""
+    from h2t_lib.metrics import per_sample_errors
+
+    return per_sample_errors(final_stage(model, batch).numpy(), batch["joints_cam"].numpy(),
+                             batch["joint_valid"].numpy())
 
 
 def overfit_batch(batch: dict, model_preset: str = "tiny", steps: int = 200, lr: float = 1e-3, seed: int = 0,
@@ -115,7 +115,7 @@ def before_after_figure(batch: dict, before, after, index: int = 0, titles=("gro
                         cell_inches: float = 3.2, dpi: int = 100):
     """One image of ``batch`` three times: its ground truth, then two root-relative predictions placed at
     the true wrists and projected into the crop (:func:`h2t_lib.course.project_prediction`), each drawn
-    over the ground truth (:data:`GT_COLOR`) in the finger colours.
+    over the ground truth (:data:`h2t_lib.viz.GT_COLOR`) in the finger colours.
 
     before, after: (B, 42, 3) root-relative mm (e.g. :func:`overfit_batch`'s). Returns a matplotlib Figure.
 
@@ -124,8 +124,7 @@ def before_after_figure(batch: dict, before, after, index: int = 0, titles=("gro
     from matplotlib.figure import Figure
 
     from h2t_lib.course.eval_views import project_prediction
-    from h2t_lib.viz import draw_skeleton_2d
-    from h2t_lib.viz.skeleton2d import _as_hwc_uint8
+    from h2t_lib.viz.skeleton2d import _as_hwc_uint8, draw_gt_and_prediction, draw_skeleton_2d
 
     image = _as_hwc_uint8(batch["image"][index])
     gt_px = np.asarray(batch["joints_img"][index], dtype=float)
@@ -135,11 +134,11 @@ def before_after_figure(batch: dict, before, after, index: int = 0, titles=("gro
     axes = fig.subplots(1, 3)
     for ax, title, pred in zip(axes, titles, (None, before, after)):
         ax.imshow(image, interpolation="bilinear")
-        draw_skeleton_2d(ax, gt_px, valid, colors=GT_COLORS, linewidth=3.0 if pred is not None else 2.0,
-                         alpha=0.6 if pred is not None else 1.0)
-        if pred is not None:
-            px = project_prediction(np.asarray(pred[index], dtype=float), cam, focal, princpt)
-            draw_skeleton_2d(ax, px, valid, linewidth=1.6)
+        if pred is None:
+            draw_skeleton_2d(ax, gt_px, valid, colors=GT_COLORS, linewidth=2.0)
+        else:
+            draw_gt_and_prediction(ax, gt_px, project_prediction(np.asarray(pred[index], dtype=float), cam, focal,
+                                                                 princpt), valid)
         ax.set_xlim(-0.5, image.shape[1] - 0.5), ax.set_ylim(image.shape[0] - 0.5, -0.5)  # the crop, however wild
         ax.set_title(title, fontsize=10)
         ax.set_axis_off()

@@ -11,7 +11,8 @@ import numpy as np
 
 from h2t_lib import skeleton as sk
 
-__all__ = ["GT_COLOR", "GT_COLORS", "HAND_COLORS", "draw_skeleton_2d", "joint_color", "sample_grid"]
+__all__ = ["GT_COLOR", "GT_COLORS", "HAND_COLORS", "draw_gt_and_prediction", "draw_skeleton_2d", "joint_color",
+           "sample_grid"]
 
 #: per-finger colours (thumb, index, middle, ring, pinky): right hand warm, left hand cool
 HAND_COLORS = {
@@ -63,6 +64,14 @@ def draw_skeleton_2d(ax, joints_img, joint_valid=None, colors=None, joint_vis=No
         hidden = vis is not None and not vis[j]
         ax.scatter(pts[j, 0], pts[j, 1], s=markersize, c="none" if hidden else col, edgecolors=col,
                    linewidths=0.8, zorder=3)
+    return ax
+
+
+def draw_gt_and_prediction(ax, gt_px, pred_px, joint_valid=None):
+    """A ground truth (:data:`GT_COLOR`, wide and half transparent, under) and a prediction (the finger
+    colours), both (42, 2) pixels, on an Axes that already shows the image."""
+    draw_skeleton_2d(ax, gt_px, joint_valid, colors=GT_COLORS, linewidth=3.0, markersize=4, alpha=0.6)
+    draw_skeleton_2d(ax, pred_px, joint_valid, linewidth=1.4, markersize=5)
     return ax
 
 
