@@ -96,7 +96,7 @@ notebooks: $(STAMP)
 # nbclient 0.11, under load): each run is capped at 5 minutes and tried a second time.
 	cd notebooks && for nb in $(or $(NB),[0-9][0-9]_*.ipynb); do \
 		for try in 1 2; do \
-		H2T_FAST=1 timeout 300 ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace $$nb \
+		H2T_FAST=1 H2T_STATIC_FIGURES=1 timeout 300 ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace $$nb \
 		--ExecutePreprocessor.timeout=240 --ExecutePreprocessor.shutdown_kernel=immediate && break; \
 		[ $$try = 2 ] && exit 1; echo "retrying $$nb"; done; done
 

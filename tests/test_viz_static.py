@@ -1,4 +1,5 @@
 """h2t_lib.viz.static: every plotly figure also carries a PNG of the same scene."""
+import base64
 import io
 
 import numpy as np
@@ -9,8 +10,7 @@ pytest.importorskip("matplotlib")
 
 from h2t_lib import skeleton as sk  # noqa: E402
 from h2t_lib import viz  # noqa: E402
-from h2t_lib.viz.static import (PLOTLY_MIME, _rotation_to_z, bundle_png, mime_bundle, register_renderer, show,  # noqa: E402
-                                static_figure)
+from h2t_lib.viz.static import PLOTLY_MIME, _rotation_to_z, mime_bundle, register_renderer, show, static_figure  # noqa: E402
 
 
 def _pose(seed=0):
@@ -20,23 +20,27 @@ def _pose(seed=0):
     return j
 
 
-def _png(raw: bytes):
+def _png(b64: str):
     from PIL import Image
 
+    raw = base64.b64decode(b64)
     assert raw[:8] == b"\x89PNG\r\n\x1a\n"
     return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
 
 
-def test_bundle_holds_plotly_json_and_a_picture_of_the_scene():
-    fig = viz.hands_figure_3d({"a": _pose(0), "b": _pose(1)}, title="GT & pred", height=300)
-    b = mime_bundle(fig)
-    # no image/png entry: JupyterLab's plotly renderer would show it instead of the live figure
-    assert set(b) == {PLOTLY_MIME, "text/html", "text/plain"}
+def test_bundle_holds_plotly_json_and_a_png_of_the_scene_when_committed(monkeypatch):
+    fig = viz.hands_figure_3d({"a": _pose(0), "b": _pose(1)}, title="two poses", height=300)
+    b = mime_bundle(fig, static=True)
+    assert set(b) == {PLOTLY_MIME, "image/png", "text/plain"}
     assert len(b[PLOTLY_MIME]["data"]) == len(fig.data)          # the interactive figure, unchanged
-    assert b["text/html"].startswith('<img src="data:image/png;base64,') and 'alt="GT &amp; pred"' in b["text/html"]
-    img = _png(bundle_png(b))
+    img = _png(b["image/png"])
     assert img.shape[0] == 300                                     # the plotly height, in pixels
     assert (img < 200).any(axis=2).mean() > 0.01                  # something is drawn, not a blank page
+    # a learner's run: no PNG, so JupyterLab's plotly renderer draws the live figure at once
+    monkeypatch.delenv("H2T_STATIC_FIGURES", raising=False)
+    assert set(mime_bundle(fig)) == {PLOTLY_MIME, "text/plain"}
+    monkeypatch.setenv("H2T_STATIC_FIGURES", "1")                  # make notebooks
+    assert set(mime_bundle(fig)) == {PLOTLY_MIME, "image/png", "text/plain"}
 
 
 def test_static_figure_draws_every_trace_and_its_legend():
@@ -80,16 +84,17 @@ def test_unknown_trace_types_are_named_not_drawn():
     assert any("bar" in t for t in texts)
 
 
-def test_show_and_the_notebook_renderer_emit_the_same_bundle():
+def test_show_and_the_notebook_renderer_emit_the_same_bundle(monkeypatch):
     import plotly.io as pio
 
+    monkeypatch.setenv("H2T_STATIC_FIGURES", "1")
     fig = viz.hands_figure_3d(_pose(2))
-    assert set(show(fig)._repr_mimebundle_()) == {PLOTLY_MIME, "text/html", "text/plain"}
+    assert set(show(fig)._repr_mimebundle_()) == {PLOTLY_MIME, "image/png", "text/plain"}
     old = pio.renderers.default
     try:
         pio.renderers.default = register_renderer("h2t")
-        bundle = fig._repr_mimebundle_()
-        assert {PLOTLY_MIME, "text/html"} <= set(bundle) and "image/png" not in bundle
-        assert bundle_png(bundle)[:8] == b"\x89PNG\r\n\x1a\n"
+        assert {PLOTLY_MIME, "image/png"} <= set(fig._repr_mimebundle_())
+        monkeypatch.delenv("H2T_STATIC_FIGURES")
+        assert "image/png" not in fig._repr_mimebundle_()
     finally:
         pio.renderers.default = old

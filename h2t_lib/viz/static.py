@@ -2,16 +2,15 @@
 
 GitHub and ``jupyter nbconvert --to html`` run no JavaScript, so a plotly output shows there as
 a blank cell. :func:`show` (and the ``"h2t"`` plotly renderer that :func:`setup_notebook` makes
-the default) emits one output bundle holding both
+the default) emits one output bundle holding
 
 * ``application/vnd.plotly.v1+json``: the rotatable figure JupyterLab draws, and
-* ``text/html``: an ``<img>`` of the same scene drawn by matplotlib (a PNG as a data URI), which
-  static viewers show (they prefer HTML to the plotly JSON they cannot run).
+* ``image/png``, when the notebook is executed to be committed (``make notebooks`` sets
+  ``H2T_STATIC_FIGURES=1``): the same scene drawn by matplotlib, which every static viewer shows.
 
-Why HTML and not an ``image/png`` entry: JupyterLab's plotly renderer, given a bundle that holds
-``image/png``, shows that picture and draws the live figure only once the mouse passes over it (and
-again after every widget update); without one it draws the live figure at once. Lab ranks the plotly
-renderer (rank 2) above HTML (50), so the ``<img>`` is never what Lab shows.
+A learner's own run gets no PNG: JupyterLab's plotly renderer, given a bundle that holds ``image/png``,
+shows that picture and draws the live figure only once the mouse passes over it (and again after every
+widget update); without one it draws the live figure at once.
 
 kaleido (plotly's own exporter) would draw the PNG, but kaleido 1.x drives a Chrome browser, and
 neither the course machine nor a fresh ``make test`` has one; :func:`static_figure` draws the
@@ -300,37 +299,32 @@ def figure_png(fig, width: int = 900, dpi: int = 80) -> bytes:
     return buf.getvalue()
 
 
-def mime_bundle(fig, width: int = 900, dpi: int = 80) -> dict:
-    """One display bundle: the interactive plotly JSON, an HTML ``<img>`` of the same scene (PNG data URI,
-    for viewers that run no JavaScript), and a text line. No ``image/png`` entry: see the module docstring."""
-    import html
+def static_figures_wanted() -> bool:
+    """True where figures should carry a static PNG: ``H2T_STATIC_FIGURES=1`` (set by ``make notebooks``)."""
+    import os
+
+    return os.environ.get("H2T_STATIC_FIGURES", "") == "1"
+
+
+def mime_bundle(fig, width: int = 900, dpi: int = 80, static: bool | None = None) -> dict:
+    """One display bundle: the interactive plotly JSON, a text line, and with ``static`` (None =
+    :func:`static_figures_wanted`) a PNG of the same scene."""
     import json
 
     import plotly.io as pio
 
     d = _fig_dict(fig)
     title = _plain(_text(_get(d, "layout", "title"))) or "3D figure"
-    png = base64.b64encode(figure_png(d, width=width, dpi=dpi)).decode("ascii")
-    return {
-        PLOTLY_MIME: json.loads(pio.to_json(d, validate=False, remove_uids=False)),
-        "text/html": f'<img src="data:image/png;base64,{png}" alt="{html.escape(title, quote=True)}"/>',
-        "text/plain": f"<plotly figure: {title}; a static picture beside it>",
-    }
-
-
-def bundle_png(bundle: dict) -> bytes:
-    """The PNG bytes of the static picture in a :func:`mime_bundle` (or a committed notebook output's data).
-    Raises ValueError when the bundle carries none."""
-    import re
-
-    m = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', "".join(bundle.get("text/html", "")))
-    if m is None:
-        raise ValueError("no static picture (text/html <img> with a PNG data URI) in this bundle")
-    return base64.b64decode(m.group(1))
+    static = static_figures_wanted() if static is None else static
+    bundle = {PLOTLY_MIME: json.loads(pio.to_json(d, validate=False, remove_uids=False)),
+              "text/plain": f"<plotly figure: {title}" + ("; a static PNG beside it>" if static else ">")}
+    if static:
+        bundle["image/png"] = base64.b64encode(figure_png(d, width=width, dpi=dpi)).decode("ascii")
+    return bundle
 
 
 class Shown:
-    """What :func:`show` returns: displays as :func:`mime_bundle` (plotly + a static picture in one output)."""
+    """What :func:`show` returns: displays as :func:`mime_bundle` (plotly, and a PNG where wanted, in one output)."""
 
     def __init__(self, fig, width: int = 900, dpi: int = 80):
         self.fig, self.width, self.dpi = fig, width, dpi
@@ -340,8 +334,8 @@ class Shown:
 
 
 def show(fig, width: int = 900, dpi: int = 80) -> Shown:
-    """Wrap a plotly figure so that a notebook shows it rotatable (JupyterLab) *and* as a picture
-    (GitHub, nbconvert's HTML): ``viz.show(fig)`` as a cell's last line, or ``display(viz.show(fig))``."""
+    """Wrap a plotly figure so that a notebook shows it rotatable (JupyterLab) *and*, when executed to be
+    committed, as a PNG (GitHub, nbconvert's HTML): ``viz.show(fig)`` as a cell's last line, or ``display(viz.show(fig))``."""
     return Shown(fig, width=width, dpi=dpi)
 
 
